@@ -1,0 +1,76 @@
+/**
+ * The contract between the pure pod translation (internal/pod) and the D-Bus client (internal/systemd).
+ * Plans are built from these types only; internal/systemd turns them into typed D-Bus properties. Nothing
+ * here is ever rendered as unit-file text, so no manifest value can inject a directive.
+ */
+
+/** One ExecStart-style command: systemd's a(sasb) entry. argv[0] is what the process sees as its name. */
+export interface ExecCommand {
+  path: string;
+  argv: string[];
+  ignoreFailure: boolean;
+}
+
+export type ServiceRestart = "no" | "always" | "on-failure";
+export type ServiceType = "simple" | "exec" | "forking" | "oneshot" | "notify" | "dbus" | "idle";
+
+/** The properties vks sets on a transient service unit. Durations are in microseconds, as systemd has them. */
+export interface ServiceProperties {
+  description: string;
+  type: ServiceType;
+  /** Arguments are given exactly as the process must receive them: internal/systemd escapes `$` and `%`. */
+  execStart: ExecCommand[];
+  execStartPre: ExecCommand[];
+  /** `NAME=value` entries, passed to the process unchanged (values may hold any byte but NUL). */
+  environment: string[];
+  environmentFiles: { path: string; optional: boolean }[];
+  workingDirectory?: string;
+  user?: string;
+  group?: string;
+  runtimeDirectory: string[];
+  restart: ServiceRestart;
+  restartUSec: bigint;
+  /** Keeps an exited unit (and its exit status) loaded until vks removes it. */
+  remainAfterExit: boolean;
+  /** 0 disables systemd's start rate limit, which would otherwise stop a crash-looping container for good. */
+  startLimitIntervalUSec: bigint;
+  killSignal: number;
+  sendSIGKILL: boolean;
+  timeoutStopUSec: bigint;
+  /** Output goes to the journal when absent, else appended to these files (the kubelet's log files). */
+  standardOutputFile?: string;
+  standardErrorFile?: string;
+  /** `VKS_POD_UID=…` style fields attached to every journal entry of the unit. */
+  logExtraFields: string[];
+}
+
+/** One unit vks wants to exist for a pod. */
+export interface UnitPlan {
+  unitName: string;
+  containerName: string;
+  properties: ServiceProperties;
+}
+
+/** CLD_* codes systemd reports in ExecMainCode. */
+export const ExitKind = { none: 0, exited: 1, killed: 2, dumped: 3 } as const;
+
+/** What systemd says about one unit, read from org.freedesktop.systemd1.Unit and .Service properties. */
+export interface UnitState {
+  name: string;
+  description: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  /** Service.Result: success, exit-code, signal, core-dump, timeout, start-limit-hit, resources, … */
+  result: string;
+  mainPID: number;
+  execMainCode: number;
+  execMainStatus: number;
+  /** Microseconds since the epoch; 0n when it never happened. */
+  execMainStartTimestamp: bigint;
+  execMainExitTimestamp: bigint;
+  activeEnterTimestamp: bigint;
+  inactiveEnterTimestamp: bigint;
+  stateChangeTimestamp: bigint;
+  nRestarts: number;
+}

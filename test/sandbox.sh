@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs a command next to a real systemd manager.
+#
+# Where systemd is PID 1 the command runs as it is, against the host's manager. Elsewhere (containers,
+# CI VMs) it starts a private `systemd --user` in new mount/cgroup/PID namespaces: started outside such
+# isolation, `systemd --user` would move every process on the machine into its own cgroups.
+#
+# Usage: test/sandbox.sh COMMAND [ARG...]
+# Inside, DBUS_SESSION_BUS_ADDRESS points at the private bus and VKS_SANDBOX=1; run vks with --user.
+set -euo pipefail
+
+if [ "${1:-}" = "--inner" ]; then
+  shift
+  mount -t tmpfs tmpfs /sys/fs/cgroup
+  mkdir /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
+  mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
+  mount -t tmpfs tmpfs /run
+  mkdir -p /run/systemd/system /run/user/0
+  export XDG_RUNTIME_DIR=/run/user/0
+  export DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus
+  # State lives in the sandbox's own tmpfs so runs never see each other's records.
+  mount -t tmpfs tmpfs /root/.local/state 2>/dev/null || { mkdir -p /root/.local/state && mount -t tmpfs tmpfs /root/.local/state; }
+  dbus-daemon --session --address="$DBUS_SESSION_BUS_ADDRESS" --fork --nopidfile
+  /lib/systemd/systemd --user >/run/systemd-user.log 2>&1 &
+  systemd_pid=$!
+  for _ in $(seq 1 200); do
+    if busctl --user call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+         org.freedesktop.DBus.Properties Get ss org.freedesktop.systemd1.Manager SystemState >/dev/null 2>&1; then
+      break
+    fi
+    sleep 0.05
+  done
+  export VKS_SANDBOX=1
+  status=0
+  "$@" || status=$?
+  kill "$systemd_pid" 2>/dev/null || true
+  exit "$status"
+fi
+
+if [ "$(cat /proc/1/comm 2>/dev/null)" = "systemd" ]; then
+  exec "$@"
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  echo "test/sandbox.sh: systemd is not PID 1 here and the private manager needs root" >&2
+  exit 2
+fi
+
+H=/sys/fs/cgroup
+T="vks-test-$$"
+mkdir -p "$H/systemd/$T" "$H/unified/$T"
+cleanup() {
+  # Deepest first: a cgroup directory can only be removed once its children are gone.
+  for root in "$H/systemd/$T" "$H/unified/$T"; do
+    [ -d "$root" ] && find "$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+self="$(readlink -f "$0")"
+status=0
+bash -c 'echo $$ >"$1/systemd/$2/cgroup.procs"; echo $$ >"$1/unified/$2/cgroup.procs";
+  shift 2; exec unshare -m -C -p -f --mount-proc --propagation private "$@"' \
+  _ "$H" "$T" bash "$self" --inner "$@" || status=$?
+exit "$status"
