@@ -18,4 +18,15 @@ export interface PodProvider {
   listPods(): Promise<V1Pod[]>;
   /** Called with the pod (status filled in) whenever systemd reports a change to one of its units. */
   notifyPods(onPodChanged: (pod: V1Pod) => void): void;
+  /** Called with kubelet-style lifecycle events (Pulling, Pulled, Created, Started, Killing, Failed, BackOff). */
+  notifyEvents(onEvent: (pod: V1Pod, event: PodEvent) => void): void;
+}
+
+/** A lifecycle event as the kubelet records it; `serve` turns these into Event objects. */
+export interface PodEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+  /** The container it concerns (the event's involvedObject.fieldPath is spec.containers{name}). */
+  container?: string;
 }

@@ -1,0 +1,64 @@
+import type { CommandDef, renderUsage as RenderUsage, runCommand as RunCommand } from "citty";
+import { ExitCode, VksError } from "../errors.ts";
+import { reportError } from "./output.ts";
+
+interface Citty {
+  renderUsage: typeof RenderUsage;
+  runCommand: typeof RunCommand;
+}
+
+/**
+ * citty's runMain prints raw errors and always exits 1; scripts need vks' documented exit codes, and
+ * users need the hint that says how to fix a problem. So vks resolves help/version itself and maps errors.
+ */
+export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty): Promise<never> {
+  try {
+    if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+      const [command, parent] = await resolveSubCommand(main, rawArgs);
+      process.stdout.write((await citty.renderUsage(command, parent)) + "\n");
+      process.exit(ExitCode.ok);
+    }
+    if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+      const meta = await resolve(main.meta);
+      process.stdout.write(`${meta?.version ?? "unknown"}\n`);
+      process.exit(ExitCode.ok);
+    }
+    if (rawArgs.length === 0) {
+      process.stdout.write((await citty.renderUsage(main)) + "\n");
+      process.exit(ExitCode.usage);
+    }
+    await citty.runCommand(main, { rawArgs });
+    process.exit(ExitCode.ok);
+  } catch (err) {
+    if (isCittyUsageError(err)) {
+      const [command, parent] = await resolveSubCommand(main, rawArgs);
+      process.stderr.write((await citty.renderUsage(command, parent)) + "\n");
+      reportError(new VksError(err.message, { exitCode: ExitCode.usage, hint: "see --help above" }));
+      process.exit(ExitCode.usage);
+    }
+    process.exit(reportError(err));
+  }
+}
+
+function isCittyUsageError(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && err.name === "CLIError" && typeof (err as { code?: unknown }).code === "string";
+}
+
+type Resolvable<T> = T | Promise<T> | (() => T) | (() => Promise<T>);
+async function resolve<T>(value: Resolvable<T> | undefined): Promise<T | undefined> {
+  return typeof value === "function" ? (value as () => T | Promise<T>)() : value;
+}
+
+/** The deepest subcommand named by rawArgs, with its parent, for usage output. */
+async function resolveSubCommand(command: CommandDef, rawArgs: string[], parent?: CommandDef): Promise<[CommandDef, CommandDef?]> {
+  const subCommands = await resolve(command.subCommands);
+  if (subCommands) {
+    const name = rawArgs.find((arg) => !arg.startsWith("-"));
+    const sub = name === undefined ? undefined : subCommands[name];
+    if (sub !== undefined) {
+      const resolved = (await resolve(sub)) as CommandDef;
+      return resolveSubCommand(resolved, rawArgs.slice(rawArgs.indexOf(name as string) + 1), command);
+    }
+  }
+  return [command, parent];
+}
