@@ -1,0 +1,142 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { consola } from "consola";
+import { stringify } from "yaml";
+import type { ManagerScope } from "../cli/flags.ts";
+import { formatAge, renderTable, type OutputFormat } from "../cli/output.ts";
+import { ExitCode, NotFoundError, VksError } from "../errors.ts";
+import { streamContainerLog } from "../logs/logs.ts";
+import { PodEngine } from "../pod/engine.ts";
+import { looksLikeManifestPath, readPodManifests } from "./manifest-input.ts";
+
+export interface EngineSelection {
+  scope: ManagerScope;
+  stateDir?: string;
+}
+
+async function withEngine<T>(selection: EngineSelection, work: (engine: PodEngine) => Promise<T>): Promise<T> {
+  const engine = await PodEngine.open({ scope: selection.scope, stateDir: selection.stateDir });
+  try {
+    return await work(engine);
+  } finally {
+    await engine.close();
+  }
+}
+
+/** `vks pod down NAME...|FILE`: stops the pods' units (honouring their grace periods) and forgets them. */
+export async function podDown(
+  options: EngineSelection & { targets: string[]; namespace?: string; ignoreNotFound: boolean },
+): Promise<void> {
+  const wanted: { namespace: string; name: string }[] = [];
+  for (const target of options.targets) {
+    if (looksLikeManifestPath(target)) {
+      const { pods } = await readPodManifests(target);
+      for (const pod of pods) {
+        wanted.push({ namespace: pod.metadata?.namespace || options.namespace || "default", name: pod.metadata?.name ?? "" });
+      }
+    } else {
+      wanted.push({ namespace: options.namespace ?? "default", name: target });
+    }
+  }
+  await withEngine(options, async (engine) => {
+    const missing = [];
+    for (const { namespace, name } of wanted) {
+      const pod = await engine.getPod(namespace, name);
+      if (!pod) {
+        missing.push(`${namespace}/${name}`);
+        continue;
+      }
+      await engine.deletePod(pod);
+      consola.success(`pod ${namespace}/${name} removed`);
+    }
+    if (missing.length > 0 && !options.ignoreNotFound) {
+      throw new NotFoundError(`no such pod: ${missing.join(", ")}`, "see `vks pod ls`; --ignore-not-found makes this not an error");
+    }
+  });
+}
+
+/** `vks pod ls`: the pods vks runs, with kubectl's columns. */
+export async function podList(options: EngineSelection & { namespace?: string; output: OutputFormat }): Promise<string> {
+  return withEngine(options, async (engine) => {
+    const pods = (await engine.listPods())
+      .filter((pod) => options.namespace === undefined || pod.metadata?.namespace === options.namespace)
+      .sort((a, b) => `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`));
+    if (options.output === "json") return JSON.stringify(podList_(pods), null, 2);
+    if (options.output === "yaml") return stringify(JSON.parse(JSON.stringify(podList_(pods))));
+    if (pods.length === 0) return "No pods.";
+    return renderTable(
+      ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+      pods.map((pod) => {
+        const statuses = pod.status?.containerStatuses ?? [];
+        const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp) : new Date();
+        return [
+          pod.metadata?.namespace ?? "",
+          pod.metadata?.name ?? "",
+          `${statuses.filter((s) => s.ready).length}/${pod.spec?.containers.length ?? 0}`,
+          displayStatus(pod),
+          String(statuses.reduce((sum, s) => sum + (s.restartCount ?? 0), 0)),
+          formatAge(created),
+        ];
+      }),
+    );
+  });
+}
+
+function podList_(pods: V1Pod[]): { apiVersion: string; kind: string; items: V1Pod[] } {
+  return { apiVersion: "v1", kind: "List", items: pods };
+}
+
+/** kubectl's STATUS column: a container's waiting or terminated reason beats the phase. */
+export function displayStatus(pod: V1Pod): string {
+  if (pod.metadata?.deletionTimestamp) return "Terminating";
+  for (const status of pod.status?.containerStatuses ?? []) {
+    if (status.state?.waiting?.reason && status.state.waiting.reason !== "ContainerCreating") return status.state.waiting.reason;
+  }
+  for (const status of pod.status?.containerStatuses ?? []) {
+    if (status.state?.waiting?.reason) return status.state.waiting.reason;
+  }
+  const phase = pod.status?.phase ?? "Unknown";
+  if (phase === "Succeeded" || phase === "Failed") {
+    const terminated = (pod.status?.containerStatuses ?? []).map((s) => s.state?.terminated).find((t) => t && t.exitCode !== 0);
+    return terminated?.reason ?? (phase === "Succeeded" ? "Completed" : "Error");
+  }
+  return phase;
+}
+
+/** `vks pod logs NAME [-c C] [-f] [--tail N]`. */
+export async function podLogs(
+  options: EngineSelection & { name: string; namespace?: string; container?: string; follow: boolean; tail?: number },
+): Promise<void> {
+  const namespace = options.namespace ?? "default";
+  const engine = await PodEngine.open({ scope: options.scope, stateDir: options.stateDir });
+  let record;
+  try {
+    record = await engine.records.get(namespace, options.name);
+  } finally {
+    await engine.close();
+  }
+  if (!record) throw new NotFoundError(`no such pod: ${namespace}/${options.name}`, "see `vks pod ls`");
+  const containers = record.units.map((unit) => unit.container);
+  let container = options.container;
+  if (container === undefined) {
+    if (containers.length !== 1) {
+      throw new VksError(`pod ${namespace}/${options.name} has ${containers.length} containers: say which with -c`, {
+        exitCode: ExitCode.usage,
+        hint: `choose one of: ${containers.join(", ")}`,
+      });
+    }
+    container = containers[0];
+  }
+  const unit = record.units.find((u) => u.container === container);
+  if (!unit) {
+    throw new NotFoundError(`pod ${namespace}/${options.name} has no container ${container}`, `choose one of: ${containers.join(", ")}`);
+  }
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  await streamContainerLog(
+    { logs: record.logs, unitName: unit.unitName, container: unit.container, scope: options.scope, follow: options.follow, tail: options.tail },
+    (line) => process.stdout.write(line + "\n"),
+    abort.signal,
+  );
+}

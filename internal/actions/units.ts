@@ -1,0 +1,87 @@
+import { consola } from "consola";
+import type { ManagerScope } from "../cli/flags.ts";
+import { formatAge, renderTable } from "../cli/output.ts";
+import { SystemdManager } from "../systemd/manager.ts";
+import type { UnitState } from "../systemd/types.ts";
+import { VKS_UNIT_GLOB, parseUnitName, shortUid } from "../unit/name.ts";
+
+export interface UnitRow {
+  unit: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  uid: string;
+  activeState: string;
+  subState: string;
+  mainPID: number;
+  restarts: number;
+  /** When the unit last changed state; ISO 8601, or null when systemd has no time for it. */
+  since: string | null;
+}
+
+/** The vks units systemd knows, as rows; units that do not follow vks' naming scheme are never listed. */
+export async function listVksUnits(scope: ManagerScope, namespace?: string): Promise<UnitRow[]> {
+  const systemd = await SystemdManager.connect({ scope });
+  try {
+    return toRows(await systemd.listUnits([VKS_UNIT_GLOB]), namespace);
+  } finally {
+    await systemd.close();
+  }
+}
+
+export function toRows(states: UnitState[], namespace?: string): UnitRow[] {
+  const rows: UnitRow[] = [];
+  for (const state of states) {
+    const parsed = parseUnitName(state.name);
+    if (!parsed || (namespace !== undefined && parsed.namespace !== namespace)) continue;
+    const since = state.execMainStartTimestamp || state.activeEnterTimestamp || state.stateChangeTimestamp;
+    rows.push({
+      unit: state.name,
+      namespace: parsed.namespace,
+      pod: parsed.pod,
+      container: parsed.container,
+      uid: parsed.uid,
+      activeState: state.activeState,
+      subState: state.subState,
+      mainPID: state.mainPID,
+      restarts: state.nRestarts,
+      since: since ? new Date(Number(since / 1000n)).toISOString() : null,
+    });
+  }
+  return rows.sort((a, b) => a.unit.localeCompare(b.unit));
+}
+
+export function renderUnitTable(rows: UnitRow[]): string {
+  if (rows.length === 0) return "No vks units.";
+  return renderTable(
+    ["UNIT", "NAMESPACE", "POD", "CONTAINER", "UID", "STATE", "PID", "RESTARTS", "AGE"],
+    rows.map((row) => [
+      row.unit,
+      row.namespace,
+      row.pod,
+      row.container,
+      shortUid(row.uid),
+      `${row.activeState}/${row.subState}`,
+      row.mainPID ? String(row.mainPID) : "-",
+      String(row.restarts),
+      row.since ? formatAge(new Date(row.since)) : "-",
+    ]),
+  );
+}
+
+/**
+ * `vks units gc`: stops and removes vks units whose pod has no record. Units outside the naming scheme are
+ * never touched. Returns the units removed (or, with dryRun, that would be).
+ */
+export async function collectGarbageUnits(options: { scope: ManagerScope; stateDir?: string; dryRun: boolean }): Promise<string[]> {
+  const { PodEngine } = await import("../pod/engine.ts");
+  const engine = await PodEngine.open({ scope: options.scope, stateDir: options.stateDir });
+  try {
+    const orphans = await engine.removeOrphanUnits(options.dryRun);
+    for (const unit of orphans) consola[options.dryRun ? "info" : "success"](`${options.dryRun ? "would remove" : "removed"} ${unit}`);
+    if (orphans.length === 0) consola.info("no orphaned vks units");
+    return orphans;
+  } finally {
+    await engine.close();
+  }
+}

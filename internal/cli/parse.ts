@@ -1,0 +1,36 @@
+import { ExitCode, VksError } from "../errors.ts";
+
+export function parseOutputFormat<const T extends string>(value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new VksError(`--output: "${value}" is not a format`, { exitCode: ExitCode.usage, hint: `use one of: ${allowed.join(", ")}` });
+}
+
+export function parsePositiveInt(value: string, flag: string): number {
+  if (!/^\d+$/.test(value)) {
+    throw new VksError(`${flag}: "${value}" is not a whole number`, { exitCode: ExitCode.usage, hint: `e.g. ${flag} 20` });
+  }
+  return Number(value);
+}
+
+/**
+ * `--apt-source host=<deb line>` may be given several times; citty keeps only the last value of a string
+ * flag, so the raw arguments are read here.
+ */
+export function parseAptSources(rawArgs: string[]): Record<string, string> {
+  const sources: Record<string, string> = {};
+  rawArgs.forEach((arg, i) => {
+    let value: string | undefined;
+    if (arg === "--apt-source") value = rawArgs[i + 1];
+    else if (arg.startsWith("--apt-source=")) value = arg.slice("--apt-source=".length);
+    else return;
+    const separator = value?.indexOf("=") ?? -1;
+    if (value === undefined || separator <= 0) {
+      throw new VksError(`--apt-source: expected host=<deb line>, got "${value ?? ""}"`, {
+        exitCode: ExitCode.usage,
+        hint: "e.g. --apt-source 'apt.example.com=deb [signed-by=/etc/apt/keyrings/example.gpg] https://apt.example.com stable main'",
+      });
+    }
+    sources[value.slice(0, separator)] = value.slice(separator + 1);
+  });
+  return sources;
+}

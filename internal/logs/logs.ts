@@ -1,0 +1,140 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { ManagerScope } from "../cli/flags.ts";
+import { NotFoundError, VksError, ExitCode } from "../errors.ts";
+import type { PodLogs } from "../state/records.ts";
+
+/**
+ * Where a pod's output goes. journald is the natural home on a real host; a sandboxed manager (and
+ * some minimal hosts) have no journald, so vks can also append each container's output to a file, as
+ * the kubelet does under /var/log/pods. The choice is stored in the pod's record so `pod logs` reads
+ * from where the pod actually wrote.
+ */
+export type LogMode = "journal" | "file";
+export type LogModeSetting = LogMode | "auto";
+
+const JOURNAL_SOCKET = "/run/systemd/journal/socket";
+
+/** auto: the journal when journald's socket exists, else files. */
+export function chooseLogMode(setting: LogModeSetting, journalSocket = JOURNAL_SOCKET): LogMode {
+  if (setting !== "auto") return setting;
+  return existsSync(journalSocket) ? "journal" : "file";
+}
+
+export function parseLogModeSetting(value: string | undefined): LogModeSetting {
+  const setting = value ?? "auto";
+  if (setting === "auto" || setting === "journal" || setting === "file") return setting;
+  throw new VksError(`--log-mode: "${setting}" is not a log mode`, {
+    exitCode: ExitCode.usage,
+    hint: "use auto (journal when journald runs, else files), journal or file",
+  });
+}
+
+/** The kubelet's layout: one directory per pod, `<namespace>_<pod>_<uid>`, one file per container. */
+export function podLogDirectory(stateDir: string, namespace: string, pod: string, uid: string): string {
+  return join(stateDir, "logs", `${namespace}_${pod}_${uid}`);
+}
+
+export function containerLogFile(directory: string, container: string): string {
+  return join(directory, `${container}.log`);
+}
+
+export interface LogRequest {
+  logs: PodLogs;
+  unitName: string;
+  container: string;
+  scope: ManagerScope;
+  follow: boolean;
+  /** Last N lines only; undefined for all. */
+  tail?: number;
+}
+
+/**
+ * The argv of the program that prints (and with follow, keeps printing) one container's log. tail(1) and
+ * journalctl(1) already get rotation, truncation and following right, so vks does not reimplement them.
+ */
+export function logReaderCommand(request: LogRequest): string[] {
+  if (request.logs.mode === "file") {
+    const file = containerLogFile(request.logs.directory, request.container);
+    const lines = request.tail === undefined ? "+1" : String(request.tail);
+    return ["tail", "-n", lines, ...(request.follow ? ["-F"] : []), "--", file];
+  }
+  return [
+    "journalctl",
+    ...(request.scope === "user" ? ["--user"] : []),
+    "--unit",
+    request.unitName,
+    "--output",
+    "json",
+    "--no-pager",
+    ...(request.tail === undefined ? [] : ["--lines", String(request.tail)]),
+    ...(request.follow ? ["--follow"] : []),
+  ];
+}
+
+/** journalctl -o json gives MESSAGE as a string, or as a byte array when it is not valid UTF-8. */
+export function messageFromJournalLine(line: string): string | undefined {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof entry !== "object" || entry === null) return undefined;
+  const message = (entry as { MESSAGE?: unknown }).MESSAGE;
+  if (typeof message === "string") return message;
+  if (Array.isArray(message) && message.every((b) => typeof b === "number")) {
+    return Buffer.from(message as number[]).toString("utf8");
+  }
+  return undefined;
+}
+
+/**
+ * Streams one container's log to `write`, line by line. Resolves when the reader ends (never, with follow,
+ * until `signal` aborts).
+ */
+export async function streamContainerLog(
+  request: LogRequest,
+  write: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (request.logs.mode === "file" && !request.follow) {
+    const file = containerLogFile(request.logs.directory, request.container);
+    if (!existsSync(file)) {
+      throw new NotFoundError(`no log file for container ${request.container}: ${file}`, "the container has not written anything yet");
+    }
+  }
+  const argv = logReaderCommand(request);
+  const reader = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const onAbort = () => reader.kill("SIGTERM");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of reader.stdout) {
+      pending += decoder.decode(chunk, { stream: true });
+      let newline = pending.indexOf("\n");
+      while (newline >= 0) {
+        emit(pending.slice(0, newline));
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf("\n");
+      }
+    }
+    if (pending) emit(pending);
+    const exitCode = await reader.exited;
+    if (exitCode !== 0 && !signal?.aborted) {
+      const stderr = (await new Response(reader.stderr).text()).trim();
+      throw new VksError(`${argv[0]} failed reading the log of ${request.container}: ${stderr || `exit ${exitCode}`}`, {
+        exitCode: ExitCode.unavailable,
+      });
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+
+  function emit(line: string): void {
+    if (request.logs.mode === "file") return write(line);
+    const message = messageFromJournalLine(line);
+    if (message !== undefined) write(message);
+  }
+}

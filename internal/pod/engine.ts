@@ -1,0 +1,469 @@
+import type { V1ContainerStateTerminated, V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import { randomUUID } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { networkInterfaces } from "node:os";
+import type { ManagerScope } from "../cli/flags.ts";
+import { ExitCode, VksError, errorMessage } from "../errors.ts";
+import { ImageError, ImageResolver, defaultPullPolicy } from "../image/resolve.ts";
+import type { PullPolicy, ResolvedImage } from "../image/types.ts";
+import { chooseLogMode, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
+import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
+import { SystemdManager } from "../systemd/manager.ts";
+import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
+import type { UnitPlan, UnitState } from "../systemd/types.ts";
+import { executablesNeeded, planPod } from "./plan.ts";
+import type { PodEvent, PodProvider } from "./provider.ts";
+import { podStatus } from "./status.ts";
+import { validatePod } from "./validate.ts";
+
+export interface PodEngineOptions {
+  scope: ManagerScope;
+  stateDir?: string;
+  /** The address pods report as hostIP and podIP (they share the host's network). Detected when absent. */
+  hostIP?: string;
+  logMode?: LogModeSetting;
+  aptSources?: Record<string, string>;
+  /** Install progress and other things a person waiting on a pod wants to see. */
+  onProgress?: (pod: PodKey, message: string) => void;
+}
+
+export interface PodKey {
+  namespace: string;
+  name: string;
+}
+
+/** What the engine knows about one pod beyond its record: what it is waiting for and how it last exited. */
+interface TrackedPod {
+  record: PodRecord;
+  /** Waiting reasons the engine itself knows (ContainerCreating while installing, ErrImagePull, …). */
+  waiting: Record<string, { reason: string; message?: string }>;
+  /** The last termination of each container, kept because systemd forgets it when the unit restarts. */
+  lastTerminated: Record<string, V1ContainerStateTerminated>;
+  units: Record<string, UnitState | undefined>;
+}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games";
+
+const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+
+/**
+ * The pod engine: turns pods into systemd units and units back into pod status. `pod up` and `serve`
+ * both drive it through the PodProvider interface; it owns the systemd connection and the records.
+ */
+export class PodEngine implements PodProvider {
+  private readonly tracked = new Map<string, TrackedPod>();
+  private readonly podByUnit = new Map<string, string>();
+  private readonly podListeners: ((pod: V1Pod) => void)[] = [];
+  private readonly eventListeners: ((pod: V1Pod, event: PodEvent) => void)[] = [];
+  private readonly podLocks = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    readonly systemd: SystemdManager,
+    readonly records: PodRecordStore,
+    private readonly images: ImageResolver,
+    readonly stateDir: string,
+    private readonly options: PodEngineOptions & { hostIP: string },
+  ) {}
+
+  static async open(options: PodEngineOptions): Promise<PodEngine> {
+    const stateDir = options.stateDir ?? stateDirFor(options.scope);
+    const systemd = await SystemdManager.connect({ scope: options.scope });
+    const records = new PodRecordStore(stateDir);
+    const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {} });
+    const engine = new PodEngine(systemd, records, images, stateDir, {
+      ...options,
+      hostIP: options.hostIP ?? detectHostIP(),
+    });
+    for (const record of await engine.listRecords()) engine.track(record);
+    systemd.onUnitChanged((state) => engine.onUnitChanged(state));
+    return engine;
+  }
+
+  async close(): Promise<void> {
+    await this.systemd.close();
+  }
+
+  get scope(): ManagerScope {
+    return this.options.scope;
+  }
+
+  systemdVersion(): Promise<string> {
+    return this.systemd.version();
+  }
+
+  async isHealthy(): Promise<boolean> {
+    try {
+      await this.systemd.version();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  notifyPods(onPodChanged: (pod: V1Pod) => void): void {
+    this.podListeners.push(onPodChanged);
+  }
+
+  notifyEvents(onEvent: (pod: V1Pod, event: PodEvent) => void): void {
+    this.eventListeners.push(onEvent);
+  }
+
+  /** Fills in what a pod from a manifest lacks (namespace, uid, creation time) and validates it. */
+  normalize(pod: V1Pod, source: string): V1Pod {
+    const normalized: V1Pod = structuredClone(pod);
+    normalized.metadata = { ...normalized.metadata };
+    normalized.metadata.namespace ||= "default";
+    normalized.metadata.uid ||= randomUUID();
+    normalized.metadata.creationTimestamp ??= new Date();
+    validatePod(normalized, source);
+    return normalized;
+  }
+
+  async createPod(pod: V1Pod): Promise<void> {
+    const normalized = this.normalize(pod, describePod(pod));
+    const { namespace, name } = podKey(normalized);
+    await this.withPodLock(namespace, name, () => this.createLocked(normalized));
+  }
+
+  private async createLocked(pod: V1Pod): Promise<void> {
+    const { namespace, name, uid } = podIdentity(pod);
+    const existing = this.tracked.get(keyOf(namespace, name));
+    if (existing) {
+      if (existing.record.uid === uid) return;
+      throw new VksError(`pod ${namespace}/${name} already exists (uid ${existing.record.uid})`, {
+        exitCode: ExitCode.conflict,
+        hint: `remove it first (vks pod down ${name}${namespace === "default" ? "" : ` -n ${namespace}`}) or use --replace`,
+      });
+    }
+    const logs = this.podLogs(namespace, name, uid);
+    const record: PodRecord = {
+      version: 1,
+      namespace,
+      name,
+      uid,
+      createdAt: new Date().toISOString(),
+      manifest: pod,
+      units: [],
+      logs,
+    };
+    const tracked = this.track(record);
+    for (const container of pod.spec?.containers ?? []) tracked.waiting[container.name] = { reason: "ContainerCreating" };
+    this.emitPod(tracked);
+
+    let plans: UnitPlan[];
+    try {
+      const images = await this.resolveImages(pod, tracked);
+      plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs });
+    } catch (err) {
+      this.untrack(tracked);
+      throw err;
+    }
+    record.units = plans.map((plan) => ({
+      container: plan.containerName,
+      unitName: plan.unitName,
+      image: containerImage(pod, plan.containerName),
+    }));
+    this.track(record);
+    // The record is written before any unit starts so that a crash in between leaves something gc and
+    // reconcile can find, never an anonymous unit.
+    await this.records.put(record);
+    if (logs.mode === "file") await mkdir(logs.directory, { recursive: true });
+    try {
+      await this.startUnits(tracked, plans);
+    } catch (err) {
+      await this.removePodUnits(tracked).catch(() => undefined);
+      await this.records.delete(namespace, name).catch(() => undefined);
+      this.untrack(tracked);
+      throw err;
+    }
+  }
+
+  private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
+    const pod = tracked.record.manifest;
+    await Promise.all(
+      plans.map(async (plan) => {
+        this.emitEvent(pod, {
+          type: "Normal",
+          reason: "Created",
+          message: `Created container ${plan.containerName} as ${plan.unitName}`,
+          container: plan.containerName,
+        });
+        await this.systemd.startUnit(plan);
+        delete tracked.waiting[plan.containerName];
+        this.emitEvent(pod, { type: "Normal", reason: "Started", message: `Started container ${plan.containerName}`, container: plan.containerName });
+      }),
+    );
+    this.emitPod(tracked);
+  }
+
+  private async resolveImages(pod: V1Pod, tracked: TrackedPod): Promise<Record<string, ResolvedImage>> {
+    const images: Record<string, ResolvedImage> = {};
+    const containers = pod.spec?.containers ?? [];
+    for (const [index, container] of containers.entries()) {
+      const reference = container.image ?? "";
+      const policy = (container.imagePullPolicy as PullPolicy | undefined) ?? defaultPullPolicy(reference);
+      const fieldPath = `spec.containers[${index}].image`;
+      this.emitEvent(pod, { type: "Normal", reason: "Pulling", message: `Pulling image "${reference}"`, container: container.name });
+      const started = performance.now();
+      try {
+        images[container.name] = await this.images.resolve(reference, policy, fieldPath, (message) =>
+          this.options.onProgress?.(podKey(pod), `${container.name}: ${message}`),
+        );
+      } catch (err) {
+        const reason = err instanceof ImageError ? err.reason : "ErrImagePull";
+        tracked.waiting[container.name] = { reason, message: errorMessage(err) };
+        this.emitEvent(pod, { type: "Warning", reason: "Failed", message: `Failed to pull image "${reference}": ${errorMessage(err)}`, container: container.name });
+        this.emitPod(tracked);
+        throw err;
+      }
+      const seconds = ((performance.now() - started) / 1000).toFixed(3);
+      this.emitEvent(pod, { type: "Normal", reason: "Pulled", message: `Image "${reference}" ready in ${seconds}s`, container: container.name });
+    }
+    return images;
+  }
+
+  async updatePod(pod: V1Pod): Promise<void> {
+    // Kubernetes lets only a running pod's image and a few metadata fields change; vks has no in-place
+    // image update, so the recorded manifest is refreshed for status and nothing is restarted.
+    const { namespace, name, uid } = podIdentity(pod);
+    const tracked = this.tracked.get(keyOf(namespace, name));
+    if (!tracked || tracked.record.uid !== uid) return;
+    tracked.record.manifest = { ...tracked.record.manifest, metadata: pod.metadata };
+    await this.records.put(tracked.record);
+  }
+
+  async deletePod(pod: V1Pod): Promise<void> {
+    const namespace = pod.metadata?.namespace || "default";
+    const name = pod.metadata?.name ?? "";
+    await this.withPodLock(namespace, name, async () => {
+      const tracked = this.tracked.get(keyOf(namespace, name));
+      if (!tracked) return;
+      // A delete for an older pod of the same name must not touch the newer one.
+      if (pod.metadata?.uid && pod.metadata.uid !== tracked.record.uid) return;
+      for (const unit of tracked.record.units) {
+        this.emitEvent(tracked.record.manifest, { type: "Normal", reason: "Killing", message: `Stopping container ${unit.container}`, container: unit.container });
+      }
+      await this.removePodUnits(tracked);
+      await this.records.delete(namespace, name);
+      if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
+      this.untrack(tracked);
+    });
+  }
+
+  private async removePodUnits(tracked: TrackedPod): Promise<void> {
+    await Promise.all(tracked.record.units.map((unit) => this.systemd.stopUnit(unit.unitName)));
+  }
+
+  async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
+    const tracked = this.tracked.get(keyOf(namespace, name));
+    if (!tracked) return undefined;
+    await this.refreshUnits(tracked);
+    return this.podWithStatus(tracked);
+  }
+
+  async getPodStatus(namespace: string, name: string): Promise<V1PodStatus | undefined> {
+    return (await this.getPod(namespace, name))?.status;
+  }
+
+  async listPods(): Promise<V1Pod[]> {
+    const pods = [...this.tracked.values()];
+    const states = await this.systemd.listUnits([VKS_UNIT_GLOB]);
+    const stateByUnit = new Map(states.map((state) => [state.name, state]));
+    return pods.map((tracked) => {
+      for (const unit of tracked.record.units) tracked.units[unit.container] = stateByUnit.get(unit.unitName);
+      this.rememberExits(tracked);
+      return this.podWithStatus(tracked);
+    });
+  }
+
+  /**
+   * Makes this host match `desired` (the pods the API server assigns to it): running units of known pods
+   * are adopted as they are, missing ones are created, and vks units and records of any other pod are
+   * removed. Finished pods are never started again.
+   */
+  async reconcile(desired: V1Pod[]): Promise<void> {
+    const wanted = new Map(desired.map((pod) => [keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""), pod]));
+    for (const tracked of [...this.tracked.values()]) {
+      const pod = wanted.get(keyOf(tracked.record.namespace, tracked.record.name));
+      if (!pod || pod.metadata?.uid !== tracked.record.uid) await this.deletePod(tracked.record.manifest);
+    }
+    await this.removeOrphanUnits(false);
+    for (const pod of desired) {
+      const phase = pod.status?.phase;
+      const tracked = this.tracked.get(keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""));
+      if (!tracked) {
+        if (phase === "Succeeded" || phase === "Failed" || pod.metadata?.deletionTimestamp) continue;
+        await this.createPod(pod);
+        continue;
+      }
+      await this.refreshUnits(tracked);
+      const missing = tracked.record.units.filter((unit) => tracked.units[unit.container] === undefined);
+      if (missing.length === 0 || phase === "Succeeded" || phase === "Failed") continue;
+      // Units vanish when the host reboots or vks died between writing the record and starting them.
+      await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
+        const images = await this.resolveImages(tracked.record.manifest, tracked);
+        const plans = planPod({
+          pod: tracked.record.manifest,
+          images,
+          executables: resolveExecutables(tracked.record.manifest, images),
+          logs: tracked.record.logs,
+        }).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
+        await this.startUnits(tracked, plans);
+      });
+    }
+  }
+
+  /**
+   * Stops and removes vks units that belong to no recorded pod, failed or not. Units outside vks' naming
+   * scheme are never touched. Returns the unit names removed (with dryRun, that would be).
+   */
+  async removeOrphanUnits(dryRun: boolean): Promise<string[]> {
+    const owned = new Set<string>();
+    for (const tracked of this.tracked.values()) for (const unit of tracked.record.units) owned.add(unit.unitName);
+    const states = await this.systemd.listUnits([VKS_UNIT_GLOB]);
+    const orphans = states.filter((state) => parseUnitName(state.name) !== undefined && !owned.has(state.name));
+    if (!dryRun) await Promise.all(orphans.map((state) => this.systemd.stopUnit(state.name)));
+    return orphans.map((state) => state.name);
+  }
+
+  /** The records, reporting (not failing on) any that cannot be read. */
+  private async listRecords(): Promise<PodRecord[]> {
+    return this.records.list();
+  }
+
+  private track(record: PodRecord): TrackedPod {
+    const key = keyOf(record.namespace, record.name);
+    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {} };
+    tracked.record = record;
+    this.tracked.set(key, tracked);
+    for (const unit of record.units) this.podByUnit.set(unit.unitName, key);
+    return tracked;
+  }
+
+  private untrack(tracked: TrackedPod): void {
+    const key = keyOf(tracked.record.namespace, tracked.record.name);
+    if (this.tracked.get(key) === tracked) this.tracked.delete(key);
+    for (const unit of tracked.record.units) this.podByUnit.delete(unit.unitName);
+  }
+
+  private async refreshUnits(tracked: TrackedPod): Promise<void> {
+    const states = await Promise.all(tracked.record.units.map((unit) => this.systemd.getUnitState(unit.unitName)));
+    tracked.record.units.forEach((unit, i) => (tracked.units[unit.container] = states[i]));
+    this.rememberExits(tracked);
+  }
+
+  private onUnitChanged(state: UnitState): void {
+    const key = this.podByUnit.get(state.name);
+    const tracked = key === undefined ? undefined : this.tracked.get(key);
+    const unit = tracked?.record.units.find((u) => u.unitName === state.name);
+    if (!tracked || !unit) return;
+    const previous = tracked.units[unit.container];
+    tracked.units[unit.container] = state;
+    this.rememberExits(tracked);
+    if (previous && state.nRestarts > previous.nRestarts) {
+      this.emitEvent(tracked.record.manifest, {
+        type: "Warning",
+        reason: "BackOff",
+        message: `Back-off restarting failed container ${unit.container}`,
+        container: unit.container,
+      });
+    }
+    this.emitPod(tracked);
+  }
+
+  /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
+  private rememberExits(tracked: TrackedPod): void {
+    for (const [container, state] of Object.entries(tracked.units)) {
+      if (!state || state.execMainExitTimestamp === 0n) continue;
+      const killed = state.execMainCode === 2 || state.execMainCode === 3;
+      tracked.lastTerminated[container] = {
+        exitCode: killed ? 128 + state.execMainStatus : state.execMainStatus,
+        ...(killed ? { signal: state.execMainStatus } : {}),
+        reason: !killed && state.execMainStatus === 0 ? "Completed" : "Error",
+        startedAt: microsToDate(state.execMainStartTimestamp),
+        finishedAt: microsToDate(state.execMainExitTimestamp),
+        containerID: `systemd://${state.name}`,
+      };
+    }
+  }
+
+  private podWithStatus(tracked: TrackedPod): V1Pod {
+    const status = podStatus({
+      pod: tracked.record.manifest,
+      units: tracked.units,
+      waiting: tracked.waiting,
+      lastTerminated: tracked.lastTerminated,
+      hostIP: this.options.hostIP,
+      startTime: new Date(tracked.record.createdAt),
+    });
+    return { ...tracked.record.manifest, status };
+  }
+
+  private emitPod(tracked: TrackedPod): void {
+    if (this.podListeners.length === 0) return;
+    const pod = this.podWithStatus(tracked);
+    for (const listener of this.podListeners) listener(pod);
+  }
+
+  private emitEvent(pod: V1Pod, event: PodEvent): void {
+    for (const listener of this.eventListeners) listener(pod, event);
+  }
+
+  private podLogs(namespace: string, name: string, uid: string): PodLogs {
+    const mode = chooseLogMode(this.options.logMode ?? "auto");
+    return mode === "journal" ? { mode } : { mode, directory: podLogDirectory(this.stateDir, namespace, name, uid) };
+  }
+
+  /** One operation at a time per pod: serve may see a create and a delete for one pod back to back. */
+  private async withPodLock<T>(namespace: string, name: string, operation: () => Promise<T>): Promise<T> {
+    const key = keyOf(namespace, name);
+    const previous = this.podLocks.get(key) ?? Promise.resolve();
+    const current = previous.catch(() => undefined).then(operation);
+    this.podLocks.set(key, current);
+    try {
+      return await current;
+    } finally {
+      if (this.podLocks.get(key) === current) this.podLocks.delete(key);
+    }
+  }
+}
+
+function podKey(pod: V1Pod): PodKey {
+  return { namespace: pod.metadata?.namespace || "default", name: pod.metadata?.name ?? "" };
+}
+
+function podIdentity(pod: V1Pod): PodKey & { uid: string } {
+  return { ...podKey(pod), uid: pod.metadata?.uid ?? "" };
+}
+
+function describePod(pod: V1Pod): string {
+  return `pod ${pod.metadata?.namespace || "default"}/${pod.metadata?.name ?? "<unnamed>"}`;
+}
+
+function containerImage(pod: V1Pod, container: string): string {
+  return pod.spec?.containers.find((c) => c.name === container)?.image ?? "";
+}
+
+/** Bare command names are looked up on the container's PATH, as a container runtime does in the image. */
+function resolveExecutables(pod: V1Pod, images: Record<string, ResolvedImage>): Record<string, string> {
+  const executables: Record<string, string> = {};
+  for (const name of executablesNeeded(pod, images)) {
+    const found = Bun.which(name, { PATH: DEFAULT_PATH });
+    if (found) executables[name] = found;
+  }
+  return executables;
+}
+
+export function microsToDate(micros: bigint): Date {
+  return new Date(Number(micros / 1000n));
+}
+
+/** The first non-internal IPv4 address; pods share the host's network, so this is their IP too. */
+export function detectHostIP(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === "IPv4" && !address.internal) return address.address;
+    }
+  }
+  return "127.0.0.1";
+}
