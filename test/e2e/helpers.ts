@@ -1,0 +1,71 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const VKS_BINARY = resolve(import.meta.dir, "../../dist/vks");
+
+/** End-to-end tests need a systemd manager: the sandbox's user manager, or a real one as PID 1. */
+export const haveSystemd = Boolean(process.env.DBUS_SESSION_BUS_ADDRESS) || (await Bun.file("/proc/1/comm").text()).trim() === "systemd";
+export const managerFlag = process.env.VKS_SANDBOX === "1" || (await Bun.file("/proc/1/comm").text()).trim() !== "systemd" ? ["--user"] : [];
+
+export interface VksRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A private state directory per test file, so tests never see each other's pods. */
+export function newStateDir(): string {
+  return mkdtempSync(join(tmpdir(), "vks-e2e-"));
+}
+
+export async function vks(stateDir: string, args: string[], options: { stdin?: string } = {}): Promise<VksRun> {
+  const child = Bun.spawn([VKS_BINARY, ...args], {
+    stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, VKS_STATE_DIR: stateDir, NO_COLOR: "1", CONSOLA_LEVEL: "4" },
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { exitCode, stdout, stderr };
+}
+
+export function writeManifest(dir: string, name: string, yaml: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, yaml);
+  return path;
+}
+
+/** Polls until `check` holds; tests wait on observable state, never on a fixed delay. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, attempts = 200): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    await Bun.sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export interface ListedPod {
+  metadata: { name: string; namespace: string; uid: string };
+  status: {
+    phase: string;
+    containerStatuses?: {
+      name: string;
+      restartCount: number;
+      ready: boolean;
+      state: { running?: object; waiting?: { reason: string }; terminated?: { exitCode: number; reason: string; signal?: number } };
+      lastState?: { terminated?: { exitCode: number } };
+    }[];
+  };
+}
+
+export async function listPods(stateDir: string): Promise<ListedPod[]> {
+  const run = await vks(stateDir, ["pod", "ls", "-o", "json", ...managerFlag]);
+  if (run.exitCode !== 0) throw new Error(`pod ls failed: ${run.stderr}`);
+  return (JSON.parse(run.stdout) as { items: ListedPod[] }).items;
+}
+
+export async function podNamed(stateDir: string, name: string): Promise<ListedPod | undefined> {
+  return (await listPods(stateDir)).find((pod) => pod.metadata.name === name);
+}
