@@ -1,0 +1,138 @@
+/**
+ * Pod manifests: YAML (or JSON) text with one or more documents, each an `apiVersion: v1`, `kind: Pod`
+ * object. Decoding is strict (see decode.ts); what the fields mean is checked later by validatePod.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { parseAllDocuments, type Document } from "yaml";
+import { ExitCode, ValidationError, VksError } from "../errors.ts";
+import { decodeStrict } from "./decode.ts";
+
+/** Where each workload kind keeps the pod it would create, so the error can say what to copy. */
+const POD_TEMPLATE_FIELDS: Readonly<Record<string, string>> = {
+  Deployment: "spec.template",
+  ReplicaSet: "spec.template",
+  StatefulSet: "spec.template",
+  DaemonSet: "spec.template",
+  Job: "spec.template",
+  ReplicationController: "spec.template",
+  PodTemplate: "template",
+  CronJob: "spec.jobTemplate.spec.template",
+};
+
+/** `kubectl get pods -o yaml` prints a List; its items are accepted as if they were separate documents. */
+const LIST_KINDS = new Set(["List", "PodList"]);
+
+interface Located {
+  /** 1-based position of the document in the file, counting empty documents too. */
+  index: number;
+  line: number;
+}
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+function invalidInput(message: string, hint: string): VksError {
+  return new VksError(message, { exitCode: ExitCode.invalidInput, hint });
+}
+
+/** One line per YAML error, compiler style (`file:line:col: message`), with the library's source excerpt. */
+function syntaxErrors(documents: Document.Parsed[], source: string): string[] {
+  const lines: string[] = [];
+  for (const document of documents) {
+    for (const error of document.errors) {
+      const position = error.linePos?.[0];
+      const [summary = error.message, excerpt] = error.message.split(/ at line \d+, column \d+:\n\n/);
+      const where = position === undefined ? source : `${source}:${position.line}:${position.col}`;
+      lines.push(`${where}: ${summary}`);
+      if (excerpt !== undefined) lines.push(...excerpt.trimEnd().split("\n").map((line) => `    ${line}`));
+    }
+  }
+  return lines;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function describeKind(kind: unknown): string {
+  if (typeof kind !== "string" || kind === "") return "has no kind";
+  return `is ${/^[AEIOU]/.test(kind) ? "an" : "a"} ${kind}`;
+}
+
+/** Checks apiVersion and kind, unwrapping Lists; returns the raw pod objects it found. */
+function podObjects(value: unknown, where: Located, source: string): { objects: Record<string, unknown>[]; fromList: boolean } {
+  const label = `${source}: document ${where.index} (line ${where.line})`;
+  if (!isMapping(value)) {
+    throw invalidInput(`${label} is not a mapping`, "each document must be a Kubernetes object: apiVersion: v1, kind: Pod, metadata, spec");
+  }
+  const { apiVersion, kind } = value;
+  if (typeof kind === "string" && LIST_KINDS.has(kind) && apiVersion === "v1") {
+    const items = value.items;
+    if (!Array.isArray(items)) throw invalidInput(`${label} is a ${kind} without items`, "give the pods under items:");
+    const objects = items.map((item, position) => {
+      if (isMapping(item) && item.kind === "Pod" && item.apiVersion === "v1") return item;
+      const itemKind = isMapping(item) ? item.kind : undefined;
+      throw invalidInput(
+        `${label}: items[${position}] ${describeKind(itemKind)}; vks runs Pods only`,
+        "keep only apiVersion: v1, kind: Pod objects in the list",
+      );
+    });
+    return { objects, fromList: true };
+  }
+  if (kind !== "Pod") {
+    const template = typeof kind === "string" ? POD_TEMPLATE_FIELDS[kind] : undefined;
+    throw invalidInput(
+      `${label} ${describeKind(kind)}; vks runs Pods only`,
+      template === undefined
+        ? "give each document apiVersion: v1 and kind: Pod"
+        : `write a Pod manifest (apiVersion: v1, kind: Pod) from the metadata and spec under ${template}`,
+    );
+  }
+  if (apiVersion !== "v1") {
+    throw invalidInput(
+      `${label}: a Pod has apiVersion v1, not ${apiVersion === undefined ? "nothing" : JSON.stringify(apiVersion)}`,
+      "set apiVersion: v1",
+    );
+  }
+  return { objects: [value], fromList: false };
+}
+
+/**
+ * Parses every document in `text` into a V1Pod. `source` names the text in messages (a file name, or
+ * "<stdin>"). Empty documents are skipped; anything but a Pod is an error naming the document. The pods'
+ * `status` is dropped, as an API server ignores it on create.
+ */
+export function parseManifests(text: string, source: string): V1Pod[] {
+  const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  // parseAllDocuments returns a placeholder object rather than an array for text without any document.
+  if (!Array.isArray(documents)) return [];
+  const errors = syntaxErrors(documents, source);
+  if (errors.length > 0) {
+    throw invalidInput(`${source}: invalid YAML:\n${errors.join("\n")}`, "fix the YAML syntax at the positions shown");
+  }
+
+  const multiple = documents.length > 1;
+  const pods: V1Pod[] = [];
+  documents.forEach((document, position) => {
+    const value: unknown = document.toJS();
+    // A document with nothing but comments, or an explicit `---` with nothing after it.
+    if (value === null || value === undefined || document.contents === null) return;
+    const where: Located = { index: position + 1, line: lineAt(text, document.contents.range[0]) };
+    const { objects, fromList } = podObjects(value, where, source);
+    objects.forEach((object, item) => {
+      const { decoded, problems } = decodeStrict(object, "V1Pod");
+      if (problems.length > 0) {
+        const itemLabel = fromList ? `, items[${item}]` : "";
+        const label = multiple || fromList ? `${source} (document ${where.index}${itemLabel})` : source;
+        throw new ValidationError(label, problems);
+      }
+      const pod = decoded as V1Pod;
+      delete pod.status;
+      pods.push(pod);
+    });
+  });
+  return pods;
+}

@@ -1,0 +1,273 @@
+/**
+ * The pure translation of a validated pod into the transient units that run it: one unit per container.
+ * Everything the translation needs from the host (resolved images, where bare commands live, the host
+ * address) comes in through PlanInput, so a plan depends on nothing but its input.
+ */
+import type { V1Container, V1Pod } from "@kubernetes/client-node";
+import { posix } from "node:path";
+import { ExitCode, VksError } from "../errors.ts";
+import type { ResolvedImage } from "../image/types.ts";
+import type { ExecCommand, ServiceProperties, ServiceRestart, ServiceType, UnitPlan } from "../systemd/types.ts";
+import { unitNameFor } from "../unit/name.ts";
+import { containerEnv, type EnvResolution, type ResolvedEnvVar } from "./env.ts";
+import { expandReferences, lookupFrom } from "./expand.ts";
+import type { RestartPolicy } from "./validate.ts";
+
+/** Where container output goes: the journal, or one append-only file per container in `directory`. */
+export type PlanLogs = { mode: "journal" } | { mode: "file"; directory: string };
+
+export interface PlanInput {
+  /** A pod validatePod accepted, with metadata.uid set (metadata.namespace defaults to "default"). */
+  pod: V1Pod;
+  /** The resolved image of every container, by container name. */
+  images: Record<string, ResolvedImage>;
+  /**
+   * Absolute paths of the bare command names executablesNeeded listed, as the engine found them on PATH.
+   * A needed name without an entry is reported as not found.
+   */
+  executables: Record<string, string>;
+  logs: PlanLogs;
+  /**
+   * The host's address, for `valueFrom.fieldRef` on status.hostIP/podIP (pods share the host network).
+   * Optional: without it, falls back to pod.status.hostIP, and a pod needing neither plans fine.
+   */
+  hostIP?: string;
+}
+
+const MICROS_PER_SECOND = 1_000_000n;
+export const DEFAULT_GRACE_PERIOD_SECONDS = 30;
+/**
+ * The kubelet never stops a container with less than 2 seconds of grace ("to avoid unnecessary
+ * SIGKILLs"). It also keeps systemd from reading a grace of 0 as TimeoutStopSec=0, which means "wait
+ * forever", the opposite of what a 0 asks for.
+ */
+export const MINIMUM_GRACE_PERIOD_SECONDS = 2;
+/**
+ * The kubelet backs off 10s, 20s, … up to 5 minutes between restarts. systemd 252 (Debian 12) has a single
+ * fixed RestartSec (RestartSteps= arrived in 254), so vks picks a short one: a container that fails on a
+ * transient problem comes back quickly, and one second is still ten times systemd's 100ms default, so a
+ * container that fails instantly costs little. The start rate limit is disabled (startLimitIntervalUSec
+ * 0): with it, systemd would give up on a crash-looping container for good, which the kubelet never does.
+ */
+export const RESTART_DELAY_USEC = 1n * MICROS_PER_SECOND;
+
+function planError(message: string, hint: string): VksError {
+  return new VksError(message, { exitCode: ExitCode.invalidInput, hint });
+}
+
+function restartPolicyOf(pod: V1Pod): RestartPolicy {
+  const policy = pod.spec?.restartPolicy;
+  return policy === "OnFailure" || policy === "Never" ? policy : "Always";
+}
+
+/** Restart=, and whether an exited unit stays loaded so its exit status can be reported. */
+function restartSettings(policy: RestartPolicy): { restart: ServiceRestart; remainAfterExit: boolean } {
+  switch (policy) {
+    case "Always":
+      return { restart: "always", remainAfterExit: false };
+    case "OnFailure":
+      return { restart: "on-failure", remainAfterExit: true };
+    case "Never":
+      return { restart: "no", remainAfterExit: true };
+  }
+}
+
+/** Where argv came from, for messages that must point at the field to change. */
+interface Argv {
+  argv: string[];
+  /** Field path (or image description) that supplied argv[0]. */
+  origin: string;
+}
+
+/**
+ * Kubernetes' rules for combining a container with its image: `command` replaces the entrypoint and drops
+ * the image's default arguments; `args` replaces only the default arguments; neither keeps both.
+ * `$(VAR)` references in command and args are expanded against the container's env.
+ */
+function containerArgv(
+  container: V1Container,
+  containerPath: string,
+  image: ResolvedImage,
+  env: ResolvedEnvVar[],
+): Argv {
+  const lookup = lookupFrom(env.map(({ name, value }) => [name, value] as const));
+  const expand = (words: string[]) => words.map((word) => expandReferences(word, lookup));
+  const command = container.command;
+  const args = container.args;
+  if (command !== undefined && command.length > 0) {
+    return { argv: expand([...command, ...(args ?? [])]), origin: `${containerPath}.command[0]` };
+  }
+  const cmd = args !== undefined && args.length > 0 ? expand(args) : image.cmd;
+  if (image.entrypoint.length > 0) {
+    return { argv: [...image.entrypoint, ...cmd], origin: `the entrypoint of image "${image.reference}"` };
+  }
+  const origin = args !== undefined && args.length > 0 ? `${containerPath}.args[0]` : `the default command of image "${image.reference}"`;
+  return { argv: cmd, origin };
+}
+
+function isBareName(program: string): boolean {
+  return !program.includes("/");
+}
+
+function containerImage(images: Record<string, ResolvedImage>, container: V1Container, containerPath: string): ResolvedImage {
+  const image = images[container.name];
+  if (image === undefined) {
+    throw new VksError(`${containerPath}: no resolved image for container "${container.name}"`, {
+      exitCode: ExitCode.software,
+      hint: "this is a bug in vks: every container's image must be resolved before planning",
+    });
+  }
+  return image;
+}
+
+function podIdentity(pod: V1Pod): { namespace: string; name: string; uid: string } {
+  const name = pod.metadata?.name;
+  const uid = pod.metadata?.uid;
+  if (!name || !uid) {
+    throw new VksError("cannot plan a pod without metadata.name and metadata.uid", {
+      exitCode: ExitCode.software,
+      hint: "this is a bug in vks: pods are given a uid before they are planned",
+    });
+  }
+  return { namespace: pod.metadata?.namespace || "default", name, uid };
+}
+
+/**
+ * The bare program names (no `/`) the pod's containers start with, after `$(VAR)` expansion: the engine
+ * resolves them on PATH and passes the results as PlanInput.executables. Containers whose image is not
+ * in `images` are skipped. Variables from status fields are unknown here; the rare argv[0] made from one
+ * keeps its `$(VAR)` text and is then reported as not found by planPod.
+ */
+export function executablesNeeded(pod: V1Pod, images: Record<string, ResolvedImage>): string[] {
+  const needed = new Set<string>();
+  const resolution: EnvResolution = { mode: "lenient", host: {} };
+  (pod.spec?.containers ?? []).forEach((container, index) => {
+    const image = images[container.name];
+    if (image === undefined) return;
+    const containerPath = `spec.containers[${index}]`;
+    const program = containerArgv(container, containerPath, image, containerEnv(pod, container, containerPath, resolution)).argv[0];
+    if (program !== undefined && program !== "" && isBareName(program)) needed.add(program);
+  });
+  return [...needed];
+}
+
+/**
+ * The image's environment with the container's laid over it: a container variable replaces an image
+ * variable of the same name. No PATH is added: systemd gives every service a default PATH, and an
+ * image or pod that needs another sets it.
+ */
+function mergedEnvironment(image: ResolvedImage, env: ResolvedEnvVar[]): string[] {
+  const overridden = new Set(env.map(({ name }) => name));
+  const fromImage = image.environment.filter((assignment) => {
+    const separator = assignment.indexOf("=");
+    return !overridden.has(separator === -1 ? assignment : assignment.slice(0, separator));
+  });
+  return [...fromImage, ...env.map(({ name, value }) => `${name}=${value}`)];
+}
+
+/** The user and group to run as: securityContext (container over pod) wins over the image's. */
+function identity(
+  pod: V1Pod,
+  container: V1Container,
+  containerPath: string,
+  image: ResolvedImage,
+): { user?: string; group?: string } {
+  const runAsUser = container.securityContext?.runAsUser ?? pod.spec?.securityContext?.runAsUser;
+  const runAsGroup = container.securityContext?.runAsGroup ?? pod.spec?.securityContext?.runAsGroup;
+  const runAsNonRoot = container.securityContext?.runAsNonRoot ?? pod.spec?.securityContext?.runAsNonRoot;
+  // A pod-chosen uid makes the image's group meaningless: as in Kubernetes, the group is then runAsGroup
+  // or the uid's own primary group.
+  const user = runAsUser !== undefined ? String(runAsUser) : image.user;
+  const group = runAsGroup !== undefined ? String(runAsGroup) : runAsUser !== undefined ? undefined : image.group;
+  if (runAsNonRoot === true && (user === undefined || user === "root" || user === "0")) {
+    throw planError(
+      `${containerPath}: runAsNonRoot is set but the container would run as root` +
+        (user === undefined ? ` (image "${image.reference}" names no user)` : ""),
+      `set ${containerPath}.securityContext.runAsUser to a non-zero uid`,
+    );
+  }
+  return { ...(user === undefined ? {} : { user }), ...(group === undefined ? {} : { group }) };
+}
+
+/** systemd refuses Type=oneshot with Restart=always; a container is a long-running process anyway. */
+function serviceType(image: ResolvedImage, restart: ServiceRestart): ServiceType {
+  const type = image.type ?? "exec";
+  return type === "oneshot" && restart === "always" ? "exec" : type;
+}
+
+function execStart(argv: Argv, workingDirectory: string | undefined, executables: Record<string, string>): ExecCommand {
+  const program = argv.argv[0];
+  if (program === undefined || program === "") {
+    throw planError(`${argv.origin} is empty: there is no program to run`, "set the container's command");
+  }
+  let path: string;
+  if (program.startsWith("/")) {
+    path = program;
+  } else if (!isBareName(program)) {
+    // A relative path runs from the working directory, as a container runtime does.
+    path = posix.join(workingDirectory ?? "/", program);
+  } else {
+    const found = executables[program];
+    if (found === undefined) {
+      throw planError(
+        `${argv.origin}: program "${program}" was not found on PATH`,
+        "install the package that provides it (name the package as the image), or give an absolute path",
+      );
+    }
+    path = found;
+  }
+  return { path, argv: argv.argv, ignoreFailure: false };
+}
+
+function planContainer(input: PlanInput, container: V1Container, index: number): UnitPlan {
+  const { pod } = input;
+  const containerPath = `spec.containers[${index}]`;
+  const { namespace, name, uid } = podIdentity(pod);
+  const image = containerImage(input.images, container, containerPath);
+  const env = containerEnv(pod, container, containerPath, {
+    mode: "strict",
+    host: input.hostIP === undefined ? {} : { hostIP: input.hostIP },
+  });
+  const argv = containerArgv(container, containerPath, image, env);
+  if (argv.argv.length === 0) {
+    throw planError(
+      `${containerPath}: image "${image.reference}" names no program to run`,
+      `set ${containerPath}.command to the program and its arguments`,
+    );
+  }
+  const workingDirectory = container.workingDir ?? image.workingDirectory;
+  const { restart, remainAfterExit } = restartSettings(restartPolicyOf(pod));
+  const graceSeconds = Math.max(pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
+  const logFile = input.logs.mode === "file" ? posix.join(input.logs.directory, `${container.name}.log`) : undefined;
+
+  const properties: ServiceProperties = {
+    description: `vks pod ${namespace}/${name} container ${container.name} (image ${image.reference})`,
+    type: serviceType(image, restart),
+    execStart: [execStart(argv, workingDirectory, input.executables)],
+    execStartPre: image.execStartPre,
+    environment: mergedEnvironment(image, env),
+    environmentFiles: image.environmentFiles,
+    ...(workingDirectory === undefined ? {} : { workingDirectory }),
+    ...identity(pod, container, containerPath, image),
+    runtimeDirectory: image.runtimeDirectory,
+    restart,
+    restartUSec: RESTART_DELAY_USEC,
+    remainAfterExit,
+    startLimitIntervalUSec: 0n,
+    killSignal: 15,
+    sendSIGKILL: true,
+    timeoutStopUSec: BigInt(graceSeconds) * MICROS_PER_SECOND,
+    ...(logFile === undefined ? {} : { standardOutputFile: logFile, standardErrorFile: logFile }),
+    logExtraFields: [`VKS_NAMESPACE=${namespace}`, `VKS_POD=${name}`, `VKS_POD_UID=${uid}`, `VKS_CONTAINER=${container.name}`],
+  };
+  return {
+    unitName: unitNameFor({ namespace, pod: name, container: container.name, uid }),
+    containerName: container.name,
+    properties,
+  };
+}
+
+/** One unit per container, in spec order. Throws a VksError naming the field when a container cannot run. */
+export function planPod(input: PlanInput): UnitPlan[] {
+  return (input.pod.spec?.containers ?? []).map((container, index) => planContainer(input, container, index));
+}
