@@ -1,0 +1,138 @@
+/**
+ * What the node reports about the machine: fixed facts (read once) and readings that change (read for
+ * every status update). Everything comes from /proc, /sys, /etc and statfs; nothing here is invented.
+ */
+import { readFileSync, readdirSync, statfsSync } from "node:fs";
+import { arch, availableParallelism, hostname, networkInterfaces, release } from "node:os";
+import { errorMessage } from "../errors.ts";
+
+export interface HostFacts {
+  hostname: string;
+  /** GOARCH spelling, as kubernetes.io/arch and nodeInfo.architecture use. */
+  architecture: string;
+  kernelVersion: string;
+  osImage: string;
+  machineID: string;
+  systemUUID: string;
+  bootID: string;
+  cpuCount: number;
+  memoryBytes: number;
+}
+
+export interface FilesystemReading {
+  path: string;
+  capacityBytes: number;
+  availableBytes: number;
+  inodes: number;
+  inodesFree: number;
+}
+
+export interface HostReadings {
+  /** MemAvailable from /proc/meminfo. */
+  memoryAvailableBytes: number;
+  memoryTotalBytes: number;
+  filesystem: FilesystemReading;
+  processCount: number;
+  /** The lower of kernel.pid_max and kernel.threads-max: whichever runs out first stops fork(). */
+  processLimit: number;
+}
+
+const NODE_ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+
+function readTrimmed(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** PRETTY_NAME from os-release, as the kubelet reports osImage. */
+export function osImageFrom(osRelease: string): string | undefined {
+  for (const line of osRelease.split("\n")) {
+    const match = /^PRETTY_NAME=(.*)$/.exec(line.trim());
+    if (match?.[1] !== undefined) return match[1].replace(/^(["'])(.*)\1$/, "$2");
+  }
+  return undefined;
+}
+
+/** A /proc/meminfo field in bytes (the file says kB and means KiB). */
+export function meminfoBytes(meminfo: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s*kB`, "m").exec(meminfo);
+  return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+}
+
+export function readHostFacts(): HostFacts {
+  const meminfo = readTrimmed("/proc/meminfo") ?? "";
+  const machineID = readTrimmed("/etc/machine-id") ?? readTrimmed("/var/lib/dbus/machine-id") ?? "";
+  return {
+    hostname: hostname(),
+    architecture: NODE_ARCH[arch()] ?? arch(),
+    kernelVersion: release(),
+    osImage: osImageFrom(readTrimmed("/etc/os-release") ?? readTrimmed("/usr/lib/os-release") ?? "") ?? "Linux",
+    machineID,
+    // product_uuid is root-only and absent in many VMs and containers; the kubelet then reports it empty,
+    // vks reports the machine id, which is just as stable and unique.
+    systemUUID: (readTrimmed("/sys/class/dmi/id/product_uuid") ?? machineID).toLowerCase(),
+    bootID: readTrimmed("/proc/sys/kernel/random/boot_id") ?? "",
+    cpuCount: availableParallelism(),
+    memoryBytes: meminfoBytes(meminfo, "MemTotal") ?? 0,
+  };
+}
+
+export function readFilesystem(path: string): FilesystemReading {
+  const stats = statfsSync(path);
+  return {
+    path,
+    capacityBytes: stats.blocks * stats.bsize,
+    availableBytes: stats.bavail * stats.bsize,
+    inodes: stats.files,
+    inodesFree: stats.ffree,
+  };
+}
+
+function countProcesses(): number {
+  try {
+    return readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Current readings; throws when /proc or the state directory cannot be read (the caller reports Unknown). */
+export function readHostReadings(stateDir: string): HostReadings {
+  const meminfo = readFileSync("/proc/meminfo", "utf8");
+  const pidMax = Number(readTrimmed("/proc/sys/kernel/pid_max") ?? "32768");
+  const threadsMax = Number(readTrimmed("/proc/sys/kernel/threads-max") ?? String(pidMax));
+  const total = meminfoBytes(meminfo, "MemTotal");
+  const available = meminfoBytes(meminfo, "MemAvailable");
+  if (total === undefined || available === undefined) throw new Error("/proc/meminfo has no MemTotal/MemAvailable");
+  return {
+    memoryAvailableBytes: available,
+    memoryTotalBytes: total,
+    filesystem: readFilesystem(stateDir),
+    processCount: countProcesses(),
+    processLimit: Math.min(pidMax, threadsMax),
+  };
+}
+
+/** The address other nodes reach this host on: the source address of the default route's interface. */
+export function detectNodeIP(): string | undefined {
+  const interfaces = networkInterfaces();
+  const routes = readTrimmed("/proc/net/route") ?? "";
+  for (const line of routes.split("\n").slice(1)) {
+    const [iface, destination] = line.trim().split(/\s+/);
+    if (destination !== "00000000" || iface === undefined) continue;
+    const ipv4 = interfaces[iface]?.find((address) => address.family === "IPv4" && !address.internal);
+    if (ipv4) return ipv4.address;
+  }
+  for (const addresses of Object.values(interfaces)) {
+    const ipv4 = addresses?.find((address) => address.family === "IPv4" && !address.internal);
+    if (ipv4) return ipv4.address;
+  }
+  return undefined;
+}
+
+export function describeReadingFailure(err: unknown): string {
+  return `cannot read host state: ${errorMessage(err)}`;
+}
