@@ -1,0 +1,330 @@
+/**
+ * Pod start throughput: N one-container pods (`/bin/sleep infinity`) created concurrently through the
+ * in-process PodEngine, against N bare `systemd-run --user` calls, in the same systemd manager, same run.
+ *
+ * Variants, measured from the first start request until a single ListUnitsByPatterns says every unit is
+ * active/running (the same check for all of them):
+ *   engine        PodEngine.createPod for all pods at once (what `serve` does when the API server sends
+ *                 many pods): validation, image resolution, record writes, StartTransientUnit, job wait.
+ *   manager       the plans the engine produced, replayed through engine.systemd.startUnit directly: the
+ *                 D-Bus and systemd part of `engine` alone, so engine − manager is vks' own overhead.
+ *   systemd-run   `systemd-run --user --unit=… /bin/sleep infinity`, BENCH_PARALLEL processes at a time
+ *                 (the engine's bus client keeps at most 16 calls in flight, so 16 is the comparable width).
+ *   systemd-run×1 the same, one process at a time.
+ * Rounds rotate the order so no variant always runs on a warmer (or more fragmented) manager.
+ *
+ * Figures are printed, never asserted: the machine is shared and noisy. Run inside test/sandbox.sh (or
+ * where systemd is PID 1 with a user manager); bench/run.sh does that.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { randomUUID } from "node:crypto";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PodEngine } from "../internal/pod/engine.ts";
+import { BusConnection } from "../internal/systemd/bus.ts";
+import type { UnitPlan } from "../internal/systemd/types.ts";
+
+const PODS = positiveInt("BENCH_PODS", 100);
+const ROUNDS = positiveInt("BENCH_ROUNDS", 3);
+const PARALLEL = positiveInt("BENCH_PARALLEL", 16);
+/** Sequential systemd-run costs PODS × ~10–50 ms per round; BENCH_SEQUENTIAL=0 skips it. */
+const SEQUENTIAL = process.env.BENCH_SEQUENTIAL !== "0";
+const NAMESPACE = "bench";
+const GOAL_RATIO = 1.5;
+
+const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const ms = (value: number): string => `${value.toFixed(0)} ms`;
+
+/** Runs `task` on every item with at most `width` running at once. */
+async function pool<T>(items: T[], width: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await task(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+}
+
+/** The bench's own view of systemd: one cheap call per check, independent of the code under test. */
+class Observer {
+  private constructor(private readonly bus: BusConnection) {}
+
+  static async open(): Promise<Observer> {
+    return new Observer(await BusConnection.open({ scope: "user" }));
+  }
+
+  close(): void {
+    this.bus.close();
+  }
+
+  /** [name, activeState, subState] of every loaded unit matching `pattern`. */
+  async units(pattern: string): Promise<Array<[string, string, string]>> {
+    const reply = await this.bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] });
+    const rows = reply.body[0];
+    if (!Array.isArray(rows)) throw new Error("ListUnitsByPatterns: unexpected reply");
+    return rows.map((row: unknown) => {
+      if (!Array.isArray(row)) throw new Error("ListUnitsByPatterns: unexpected row");
+      return [String(row[0]), String(row[3]), String(row[4])];
+    });
+  }
+
+  /** Polls until `count` units matching `pattern` run; throws with what it saw after `timeoutMs`. */
+  async waitRunning(pattern: string, count: number, timeoutMs = 60_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const units = await this.units(pattern);
+      const running = units.filter(([, active, sub]) => active === "active" && sub === "running").length;
+      if (running >= count) return;
+      if (performance.now() > deadline) {
+        const failed = units.filter(([, active]) => active === "failed").map(([name]) => name);
+        throw new Error(`${pattern}: ${running}/${count} running after ${timeoutMs} ms; failed: ${failed.slice(0, 5).join(", ") || "none"}`);
+      }
+      await Bun.sleep(2);
+    }
+  }
+
+  /** Polls until no unit matching `pattern` is loaded any more, so the next variant starts on a quiet manager. */
+  async waitGone(pattern: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const units = await this.units(pattern);
+      if (units.length === 0) return;
+      if (units.every(([, active]) => active === "failed")) {
+        await systemctl(["reset-failed", pattern]);
+        continue;
+      }
+      if (performance.now() > deadline) throw new Error(`${pattern}: ${units.length} units still loaded after ${timeoutMs} ms`);
+      await Bun.sleep(10);
+    }
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr.trim()}`);
+}
+
+const systemctl = (args: string[]): Promise<void> => run(["systemctl", "--user", "--no-pager", ...args]);
+
+function sleepPod(name: string): V1Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: NAMESPACE, uid: randomUUID() },
+    spec: { containers: [{ name: "c", image: "/bin/sleep", args: ["infinity"] }] },
+  };
+}
+
+/** Where the engine spends its time, gathered by wrapping two of its collaborators (nothing is changed). */
+interface EngineProfile {
+  /** Wall time from the first createPod call to the first startUnit call. */
+  firstStartAt: number;
+  /** Summed time inside records.put (record writes happen before each pod's units start). */
+  recordPutMs: number;
+  /** Summed time inside systemd.startUnit, concurrently running calls each counted. */
+  startUnitMs: number;
+  plans: UnitPlan[];
+}
+
+function instrument(engine: PodEngine): { profile: EngineProfile; reset: (t0: number) => void } {
+  let t0 = 0;
+  const profile: EngineProfile = { firstStartAt: -1, recordPutMs: 0, startUnitMs: 0, plans: [] };
+  const startUnit = engine.systemd.startUnit.bind(engine.systemd);
+  engine.systemd.startUnit = async (plan: UnitPlan) => {
+    const started = performance.now();
+    if (profile.firstStartAt < 0) profile.firstStartAt = started - t0;
+    profile.plans.push(plan);
+    try {
+      return await startUnit(plan);
+    } finally {
+      profile.startUnitMs += performance.now() - started;
+    }
+  };
+  const put = engine.records.put.bind(engine.records);
+  engine.records.put = async (...args: Parameters<typeof put>) => {
+    const started = performance.now();
+    try {
+      return await put(...args);
+    } finally {
+      profile.recordPutMs += performance.now() - started;
+    }
+  };
+  return {
+    profile,
+    reset: (start: number) => {
+      t0 = start;
+      Object.assign(profile, { firstStartAt: -1, recordPutMs: 0, startUnitMs: 0, plans: [] });
+    },
+  };
+}
+
+interface Measurement {
+  /** Until every start call returned. */
+  calls: number;
+  /** Until systemd reported every unit running. */
+  total: number;
+}
+
+async function main(): Promise<void> {
+  if (!process.env.DBUS_SESSION_BUS_ADDRESS) throw new Error("no user bus: run through bench/run.sh or test/sandbox.sh");
+  const stateDir = mkdtempSync(join(tmpdir(), "vks-bench-pods-"));
+  const replayLogDir = join(stateDir, "replay-logs");
+  const observer = await Observer.open();
+  const openStarted = performance.now();
+  const engine = await PodEngine.open({ scope: "user", stateDir });
+  const openMs = performance.now() - openStarted;
+  const { profile, reset } = instrument(engine);
+  const results: Record<string, number[]> = { engine: [], manager: [], "systemd-run": [], "systemd-run×1": [] };
+  const callTimes: Record<string, number[]> = { engine: [], manager: [], "systemd-run": [], "systemd-run×1": [] };
+  const profiles: Array<Omit<EngineProfile, "plans">> = [];
+  let lastPlans: UnitPlan[] = [];
+  let livePods: V1Pod[] = [];
+
+  const measure = async (start: () => Promise<void>, pattern: string): Promise<Measurement> => {
+    const t0 = performance.now();
+    reset(t0);
+    await start();
+    const calls = performance.now() - t0;
+    await observer.waitRunning(pattern, PODS);
+    return { calls, total: performance.now() - t0 };
+  };
+
+  const variants: Record<string, (round: number) => Promise<Measurement>> = {
+    engine: async (round) => {
+      const pods = Array.from({ length: PODS }, (_, i) => sleepPod(`r${round}-p${i}`));
+      livePods = pods;
+      const pattern = `vks.${NAMESPACE}.r${round}-p*.service`;
+      const result = await measure(async () => {
+        await Promise.all(pods.map((pod) => engine.createPod(pod)));
+      }, pattern);
+      profiles.push({ firstStartAt: profile.firstStartAt, recordPutMs: profile.recordPutMs, startUnitMs: profile.startUnitMs });
+      lastPlans = [...profile.plans];
+      await Promise.all(pods.map((pod) => engine.deletePod(pod)));
+      livePods = [];
+      await observer.waitGone(pattern);
+      return result;
+    },
+    manager: async (round) => {
+      if (lastPlans.length === 0) throw new Error("no engine plans to replay yet");
+      // The engine's own plans under fresh names; output goes to files that exist, as in file log mode.
+      await mkdir(replayLogDir, { recursive: true });
+      const plans: UnitPlan[] = lastPlans.map((plan, i) => {
+        const properties = { ...plan.properties };
+        if (properties.standardOutputFile) properties.standardOutputFile = join(replayLogDir, `${i}.log`);
+        if (properties.standardErrorFile) properties.standardErrorFile = join(replayLogDir, `${i}.log`);
+        return { ...plan, unitName: `vks.${NAMESPACE}.m${round}-p${i}.c.${randomUUID()}.service`, properties };
+      });
+      const pattern = `vks.${NAMESPACE}.m${round}-p*.service`;
+      const result = await measure(async () => {
+        await Promise.all(plans.map((plan) => engine.systemd.startUnit(plan)));
+      }, pattern);
+      await Promise.all(plans.map((plan) => engine.systemd.stopUnit(plan.unitName)));
+      await observer.waitGone(pattern);
+      return result;
+    },
+    "systemd-run": async (round) => {
+      const names = Array.from({ length: PODS }, (_, i) => `bench-r${round}-${i}`);
+      const pattern = `bench-r${round}-*.service`;
+      const result = await measure(
+        () => pool(names, PARALLEL, (name) => run(["systemd-run", "--user", "--quiet", `--unit=${name}`, "/bin/sleep", "infinity"])),
+        pattern,
+      );
+      await systemctl(["stop", pattern]);
+      await observer.waitGone(pattern);
+      return result;
+    },
+    "systemd-run×1": async (round) => {
+      const names = Array.from({ length: PODS }, (_, i) => `bench-s${round}-${i}`);
+      const pattern = `bench-s${round}-*.service`;
+      const result = await measure(
+        () => pool(names, 1, (name) => run(["systemd-run", "--user", "--quiet", `--unit=${name}`, "/bin/sleep", "infinity"])),
+        pattern,
+      );
+      await systemctl(["stop", pattern]);
+      await observer.waitGone(pattern);
+      return result;
+    },
+  };
+
+  const order = ["engine", "manager", "systemd-run", ...(SEQUENTIAL ? ["systemd-run×1"] : [])];
+  // manager replays the plans engine just made, so the two stay together; the blocks rotate per round.
+  const blocks = [["engine", "manager"], ["systemd-run"], ...(SEQUENTIAL ? [["systemd-run×1"]] : [])];
+  console.log(`pods: ${PODS} pods × ${ROUNDS} rounds, systemd-run width ${PARALLEL}; PodEngine.open ${ms(openMs)}`);
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const shift = round % blocks.length;
+      const rotated = blocks.slice(shift).concat(blocks.slice(0, shift)).flat();
+      const line: string[] = [];
+      for (const name of rotated) {
+        const result = await variants[name]!(round);
+        results[name]!.push(result.total);
+        callTimes[name]!.push(result.calls);
+        line.push(`${name} ${ms(result.total)}`);
+      }
+      console.log(`  round ${round + 1}: ${line.join(", ")}`);
+    }
+  } finally {
+    // Whatever happened, leave nothing running for the next benchmark.
+    await Promise.allSettled(livePods.map((pod) => engine.deletePod(pod)));
+    await systemctl(["stop", `vks.${NAMESPACE}.*`, "bench-*"]).catch(() => undefined);
+    await systemctl(["reset-failed"]).catch(() => undefined);
+    await engine.close();
+    observer.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+
+  const med = (name: string): number => median(results[name] ?? []);
+  const engineMs = med("engine");
+  const runMs = med("systemd-run");
+  const ratio = engineMs / runMs;
+  console.log("");
+  console.log(`  ${"variant".padEnd(15)} ${"median".padStart(8)} ${"per pod".padStart(9)} ${"calls done".padStart(11)}   runs`);
+  for (const name of order) {
+    const values = results[name] ?? [];
+    if (values.length === 0) continue;
+    console.log(
+      `  ${name.padEnd(15)} ${ms(median(values)).padStart(8)} ${(median(values) / PODS).toFixed(1).padStart(6)} ms ${ms(median(callTimes[name] ?? [])).padStart(11)}   ${values.map((v) => v.toFixed(0)).join(" ")}`,
+    );
+  }
+  const prof = {
+    firstStart: median(profiles.map((p) => p.firstStartAt)),
+    recordPut: median(profiles.map((p) => p.recordPutMs)),
+    startUnit: median(profiles.map((p) => p.startUnitMs)),
+  };
+  console.log("");
+  console.log(`  engine profile (medians): first startUnit after ${ms(prof.firstStart)}; Σ records.put ${ms(prof.recordPut)} (${(prof.recordPut / PODS).toFixed(1)} ms/pod);`);
+  console.log(`    Σ startUnit ${ms(prof.startUnit)} (${(prof.startUnit / PODS).toFixed(1)} ms/call incl. queueing behind the 16-call limit)`);
+  console.log(`  engine / manager = ${(engineMs / med("manager")).toFixed(2)} (vks' own work on top of the D-Bus calls)`);
+  console.log(`  engine / systemd-run (width ${PARALLEL}) = ${ratio.toFixed(2)}  (goal ≤ ${GOAL_RATIO}: ${ratio <= GOAL_RATIO ? "met" : "MISSED"})`);
+  if (SEQUENTIAL) console.log(`  engine / systemd-run×1 = ${(engineMs / med("systemd-run×1")).toFixed(2)}`);
+
+  const summary = process.env.BENCH_SUMMARY;
+  if (summary) {
+    const lines = [
+      `pods: ${PODS} pods, engine ${ms(engineMs)} vs systemd-run (width ${PARALLEL}) ${ms(runMs)}: ratio ${ratio.toFixed(2)} (goal ≤ ${GOAL_RATIO}, ${ratio <= GOAL_RATIO ? "met" : "MISSED"})`,
+      `pods: manager-only replay ${ms(med("manager"))}${SEQUENTIAL ? `, systemd-run sequential ${ms(med("systemd-run×1"))}` : ""}`,
+    ];
+    appendFileSync(summary, lines.join("\n") + "\n");
+  }
+}
+
+await main();
+// The engine's bus may keep timers alive briefly after close; the figures are out, so leave now.
+process.exit(0);

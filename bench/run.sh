@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# All benchmarks, one run, then a summary block of the figures and ratios (see bench/README.md).
+# Builds dist/vks when it is missing, and re-enters itself through test/sandbox.sh when no user manager is
+# reachable (systemd not PID 1), so `bash bench/run.sh` works the same on a host and in a container.
+# Prints figures only: a missed goal never fails the run; a benchmark that cannot run does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+if [ -z "${VKS_SANDBOX:-}" ] && [ "$(cat /proc/1/comm 2>/dev/null)" != "systemd" ]; then
+  exec test/sandbox.sh bash bench/run.sh "$@"
+fi
+
+if [ ! -x dist/vks ]; then
+  echo "== building dist/vks"
+  bun run build >/dev/null
+fi
+
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+export BENCH_SUMMARY="$summary"
+status=0
+
+echo "== startup (bench/startup.sh)"
+bash bench/startup.sh || status=1
+echo
+echo "== pod start (bench/pods.ts)"
+bun bench/pods.ts || status=1
+echo
+echo "== units ls (bench/units-ls.ts)"
+bun bench/units-ls.ts || status=1
+
+echo
+echo "== summary ($(nproc) cores, $(systemctl --version | head -1), bun $(bun --version))"
+cat "$summary"
+[ "$status" -eq 0 ] || echo "(some benchmarks failed to run; see above)"
+exit "$status"

@@ -1,0 +1,194 @@
+/**
+ * `vks units ls` with many units: BENCH_UNITS (default 1,000) running units with vks-style names
+ * (`vks.bench.p<N>.c.<uuid>.service`), then, interleaved run by run:
+ *   vks ls        dist/vks units ls --user            (table)
+ *   vks ls json   dist/vks units ls --user -o json
+ *   systemctl     systemctl --user list-units 'vks.*'
+ *   vks --version dist/vks --version                  (the binary's start cost alone, for the breakdown)
+ * and, in this process, the two halves of what `vks units ls` does once started: connecting plus
+ * SystemdManager.listUnits, and the single ListUnitsByPatterns call systemctl makes.
+ *
+ * Medians are printed with ratios; nothing is asserted. Run inside test/sandbox.sh; bench/run.sh does.
+ */
+import { randomUUID } from "node:crypto";
+import { appendFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { Variant } from "dbus-next";
+import { BusConnection } from "../internal/systemd/bus.ts";
+import { SystemdManager } from "../internal/systemd/manager.ts";
+import { VKS_UNIT_GLOB } from "../internal/unit/name.ts";
+
+const UNITS = positiveInt("BENCH_UNITS", 1000);
+const RUNS = positiveInt("BENCH_RUNS", 9);
+const VKS = resolve(process.env.VKS_BIN ?? "dist/vks");
+const GOAL_RATIO = 1.2;
+const PATTERN = "vks.bench.*";
+
+const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const ms = (value: number): string => `${value.toFixed(1)} ms`;
+
+async function listByPattern(bus: BusConnection, pattern: string): Promise<Array<[string, string, string]>> {
+  const reply = await bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] });
+  const rows = reply.body[0];
+  if (!Array.isArray(rows)) throw new Error("ListUnitsByPatterns: unexpected reply");
+  return rows.map((row: unknown) => {
+    if (!Array.isArray(row)) throw new Error("ListUnitsByPatterns: unexpected row");
+    return [String(row[0]), String(row[3]), String(row[4])];
+  });
+}
+
+/**
+ * The cheapest way to get many vks-named units: StartTransientUnit with ExecStart only, without waiting
+ * for each job (the bus client still bounds the calls in flight), then one poll until all run.
+ */
+async function createUnits(bus: BusConnection): Promise<void> {
+  await Promise.all(
+    Array.from({ length: UNITS }, (_, i) =>
+      bus.call({
+        ...SYSTEMD,
+        member: "StartTransientUnit",
+        signature: "ssa(sv)a(sa(sv))",
+        body: [
+          `vks.bench.p${i}.c.${randomUUID()}.service`,
+          "fail",
+          [
+            ["Description", new Variant("s", `bench unit ${i}`)],
+            ["ExecStart", new Variant("a(sasb)", [["/bin/sleep", ["/bin/sleep", "infinity"], false]])],
+          ],
+          [],
+        ],
+      }),
+    ),
+  );
+  for (const deadline = performance.now() + 120_000; ; ) {
+    const running = (await listByPattern(bus, PATTERN)).filter(([, active, sub]) => active === "active" && sub === "running").length;
+    if (running >= UNITS) return;
+    if (performance.now() > deadline) throw new Error(`only ${running}/${UNITS} bench units running after 120 s`);
+    await Bun.sleep(20);
+  }
+}
+
+async function removeUnits(bus: BusConnection): Promise<void> {
+  const stop = Bun.spawn(["systemctl", "--user", "--no-pager", "stop", PATTERN], { stdout: "ignore", stderr: "inherit" });
+  await stop.exited;
+  for (const deadline = performance.now() + 120_000; ; ) {
+    const left = await listByPattern(bus, PATTERN);
+    if (left.length === 0) return;
+    if (left.every(([, active]) => active === "failed")) {
+      await Bun.spawn(["systemctl", "--user", "reset-failed", PATTERN]).exited;
+      continue;
+    }
+    if (performance.now() > deadline) throw new Error(`${left.length} bench units still loaded after 120 s`);
+    await Bun.sleep(20);
+  }
+}
+
+interface Command {
+  label: string;
+  argv: string[];
+}
+
+/** Wall time of one run, stdout read to the end (as a terminal or pipe would); fails on a non-zero exit. */
+async function timeCommand(command: Command): Promise<{ ms: number; stdout: string }> {
+  const started = performance.now();
+  const proc = Bun.spawn(command.argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const elapsed = performance.now() - started;
+  if (code !== 0) throw new Error(`${command.argv.join(" ")} exited ${code}: ${stderr.trim()}`);
+  return { ms: elapsed, stdout };
+}
+
+async function main(): Promise<void> {
+  if (!process.env.DBUS_SESSION_BUS_ADDRESS) throw new Error("no user bus: run through bench/run.sh or test/sandbox.sh");
+  const bus = await BusConnection.open({ scope: "user" });
+  const commands: Command[] = [
+    { label: "vks ls", argv: [VKS, "units", "ls", "--user"] },
+    { label: "systemctl", argv: ["systemctl", "--user", "--no-pager", "list-units", "vks.*"] },
+    { label: "vks ls json", argv: [VKS, "units", "ls", "--user", "-o", "json"] },
+    { label: "vks --version", argv: [VKS, "--version"] },
+  ];
+  const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
+  const inProcess = { connect: [] as number[], listUnits: [] as number[], listByPattern: [] as number[] };
+
+  const createStarted = performance.now();
+  try {
+    await createUnits(bus);
+    console.log(`units-ls: ${UNITS} units started in ${(performance.now() - createStarted).toFixed(0)} ms; ${RUNS} interleaved runs each`);
+
+    // Warm-up (page cache for the binary, systemd's unit lookups) and a check that every tool sees them all.
+    const json = await timeCommand(commands[2]!);
+    const rows: unknown = JSON.parse(json.stdout);
+    const seenByVks = Array.isArray(rows) ? rows.length : -1;
+    const seenBySystemctl = (await timeCommand(commands[1]!)).stdout.split("\n").filter((line) => line.includes("vks.bench.")).length;
+    if (seenByVks < UNITS || seenBySystemctl < UNITS) {
+      console.log(`  warning: vks lists ${seenByVks}, systemctl lists ${seenBySystemctl} of ${UNITS} units`);
+    }
+
+    for (let run = 0; run < RUNS; run++) {
+      // Rotate the order so neither tool always runs right after the other's cache effects.
+      const shift = run % commands.length;
+      for (const command of commands.slice(shift).concat(commands.slice(0, shift))) {
+        times.get(command.label)!.push((await timeCommand(command)).ms);
+      }
+      const t0 = performance.now();
+      const manager = await SystemdManager.connect({ scope: "user" });
+      const t1 = performance.now();
+      const states = await manager.listUnits([VKS_UNIT_GLOB]);
+      const t2 = performance.now();
+      await manager.close();
+      if (states.length < UNITS) console.log(`  warning: SystemdManager.listUnits returned ${states.length} units`);
+      await listByPattern(bus, VKS_UNIT_GLOB);
+      const t3 = performance.now();
+      inProcess.connect.push(t1 - t0);
+      inProcess.listUnits.push(t2 - t1);
+      inProcess.listByPattern.push(t3 - t2);
+    }
+  } finally {
+    await removeUnits(bus).catch((err: unknown) => console.error(`units-ls: cleanup failed: ${String(err)}`));
+    bus.close();
+  }
+
+  const med = (label: string): number => median(times.get(label) ?? []);
+  console.log("");
+  for (const command of commands) {
+    const values = times.get(command.label) ?? [];
+    console.log(`  ${command.label.padEnd(14)} median ${ms(med(command.label)).padStart(10)}   runs ${values.map((v) => v.toFixed(0)).join(" ")}`);
+  }
+  const ratio = med("vks ls") / med("systemctl");
+  const jsonRatio = med("vks ls json") / med("systemctl");
+  console.log("");
+  console.log(`  in-process (medians): SystemdManager.connect ${ms(median(inProcess.connect))}, listUnits(${UNITS}) ${ms(median(inProcess.listUnits))},`);
+  console.log(`    one ListUnitsByPatterns call ${ms(median(inProcess.listByPattern))}`);
+  console.log(`  vks ls / systemctl = ${ratio.toFixed(2)}  (goal ≤ ${GOAL_RATIO}: ${ratio <= GOAL_RATIO ? "met" : "MISSED"})`);
+  console.log(`  vks ls json / systemctl = ${jsonRatio.toFixed(2)}`);
+  console.log(`  vks ls − vks --version = ${ms(med("vks ls") - med("vks --version"))} (the listing itself, without process start)`);
+
+  const summary = process.env.BENCH_SUMMARY;
+  if (summary) {
+    appendFileSync(
+      summary,
+      [
+        `units-ls: ${UNITS} units, vks units ls ${ms(med("vks ls"))} vs systemctl list-units ${ms(med("systemctl"))}: ratio ${ratio.toFixed(2)} (goal ≤ ${GOAL_RATIO}, ${ratio <= GOAL_RATIO ? "met" : "MISSED"})`,
+        `units-ls: -o json ${ms(med("vks ls json"))} (ratio ${jsonRatio.toFixed(2)}); in-process listUnits ${ms(median(inProcess.listUnits))} vs one ListUnitsByPatterns ${ms(median(inProcess.listByPattern))}`,
+      ].join("\n") + "\n",
+    );
+  }
+}
+
+await main();
+process.exit(0);
