@@ -1,0 +1,313 @@
+/**
+ * Pod status derived from what systemd says about the pod's units, written the way the kubelet writes
+ * it: the same phases, condition types, container state reasons and exit code conventions, so that
+ * kubectl and controllers read a vks pod exactly like any other.
+ */
+import type {
+  V1Container,
+  V1ContainerState,
+  V1ContainerStateTerminated,
+  V1ContainerStatus,
+  V1Pod,
+  V1PodCondition,
+  V1PodStatus,
+} from "@kubernetes/client-node";
+import { ExitKind, type UnitState } from "../systemd/types.ts";
+import { unitNameFor } from "../unit/name.ts";
+import { podQOSClass } from "./qos.ts";
+import { dateFromMicros, latestDate } from "./timestamps.ts";
+
+export interface WaitingReason {
+  reason: string;
+  message?: string;
+}
+
+export interface PodStatusInput {
+  pod: V1Pod;
+  /** Each container's unit as systemd reports it; undefined when systemd has no such unit. */
+  units: Record<string, UnitState | undefined>;
+  /** Waiting reasons only the engine knows (ContainerCreating while installing, ErrImagePull, …). */
+  waiting: Record<string, WaitingReason>;
+  /** Each container's termination before its current run, remembered by the engine across restarts. */
+  lastTerminated: Record<string, V1ContainerStateTerminated>;
+  /** The host's address, which is also the pod's: pods share the host network. */
+  hostIP: string;
+  /** When vks accepted the pod (the kubelet's "pod started"). */
+  startTime?: Date;
+  /** Each container's imageID (ResolvedImage.imageID); "" until the image is resolved, as in the kubelet. */
+  imageIDs?: Record<string, string>;
+}
+
+/** Exit code of a container killed by signal N: 128 + N, the shell convention the kubelet reports. */
+const SIGNAL_EXIT_BASE = 128;
+/** The kubelet's exit code for a container whose state was lost (ContainerStatusUnknown) or never ran. */
+const UNKNOWN_EXIT_CODE = 137;
+const START_ERROR_EXIT_CODE = 128;
+
+/**
+ * Exit statuses with which systemd itself reports that it could not set up or exec the process. The
+ * kubelet calls such a failure StartError; the program never ran, so its own exit codes are not at stake.
+ */
+const SYSTEMD_SETUP_FAILURES: Readonly<Record<number, string>> = {
+  200: "200/CHDIR: the working directory does not exist or is not accessible",
+  203: "203/EXEC: the program could not be executed",
+  209: "209/STDOUT: standard output (the log file) could not be opened",
+  216: "216/GROUP: the group does not exist",
+  217: "217/USER: the user does not exist",
+  222: "222/STDERR: standard error (the log file) could not be opened",
+  233: "233/RUNTIME_DIRECTORY: the runtime directory could not be created",
+};
+
+interface ObservedContainer {
+  state: V1ContainerState;
+  ready: boolean;
+  /** The state before this one when this observation knows it better than the engine's memory. */
+  lastTerminated?: V1ContainerStateTerminated;
+}
+
+function containerIDOf(unitName: string): string {
+  return `systemd://${unitName}`;
+}
+
+function withOptionalDates(
+  terminated: V1ContainerStateTerminated,
+  startedAt: Date | undefined,
+  finishedAt: Date | undefined,
+): V1ContainerStateTerminated {
+  return {
+    ...terminated,
+    ...(startedAt === undefined ? {} : { startedAt }),
+    ...(finishedAt === undefined ? {} : { finishedAt }),
+  };
+}
+
+/** How the unit's main process last ended, in the kubelet's terms. */
+export function terminatedFromUnit(unit: UnitState): V1ContainerStateTerminated {
+  const containerID = containerIDOf(unit.name);
+  const startedAt = dateFromMicros(unit.execMainStartTimestamp);
+  const finishedAt =
+    dateFromMicros(unit.execMainExitTimestamp) ?? dateFromMicros(unit.inactiveEnterTimestamp) ?? dateFromMicros(unit.stateChangeTimestamp);
+  const oomKilled = unit.result === "oom-kill";
+  switch (unit.execMainCode) {
+    case ExitKind.exited: {
+      const exitCode = unit.execMainStatus;
+      const setupFailure = SYSTEMD_SETUP_FAILURES[exitCode];
+      if (setupFailure !== undefined && !oomKilled) {
+        return withOptionalDates(
+          { exitCode, reason: "StartError", message: `systemd could not start the process: ${setupFailure}`, containerID },
+          startedAt,
+          finishedAt,
+        );
+      }
+      const reason = oomKilled ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error";
+      return withOptionalDates({ exitCode, reason, containerID }, startedAt, finishedAt);
+    }
+    case ExitKind.killed:
+    case ExitKind.dumped: {
+      const signal = unit.execMainStatus;
+      const reason = oomKilled ? "OOMKilled" : "Error";
+      return withOptionalDates({ exitCode: SIGNAL_EXIT_BASE + signal, signal, reason, containerID }, startedAt, finishedAt);
+    }
+    default:
+      // The unit failed before its main process ran (ExecStartPre, resources, user lookup, …).
+      return withOptionalDates(
+        {
+          exitCode: START_ERROR_EXIT_CODE,
+          reason: "StartError",
+          message: `the unit failed before the program started (systemd result "${unit.result}"); see journalctl -u ${unit.name}`,
+          containerID,
+        },
+        undefined,
+        finishedAt,
+      );
+  }
+}
+
+function crashLoopMessage(pod: V1Pod, container: string): string {
+  const namespace = pod.metadata?.namespace || "default";
+  return `back-off restarting failed container=${container} pod=${pod.metadata?.name ?? ""}_${namespace}(${pod.metadata?.uid ?? ""})`;
+}
+
+/** The container's state from its unit. */
+function observeUnit(unit: UnitState, pod: V1Pod, container: string): ObservedContainer {
+  const startedAt = dateFromMicros(unit.execMainStartTimestamp) ?? dateFromMicros(unit.activeEnterTimestamp);
+  const running: ObservedContainer = { state: { running: startedAt === undefined ? {} : { startedAt } }, ready: true };
+  // systemd waits RestartSec in "activating (auto-restart)" before starting the process again.
+  if (unit.subState === "auto-restart") {
+    return {
+      state: { waiting: { reason: "CrashLoopBackOff", message: crashLoopMessage(pod, container) } },
+      ready: false,
+      lastTerminated: terminatedFromUnit(unit),
+    };
+  }
+  switch (unit.activeState) {
+    case "active":
+    case "reloading":
+    case "refreshing":
+      // RemainAfterExit keeps a unit whose process exited "active (exited)".
+      if (unit.subState === "exited") return { state: { terminated: terminatedFromUnit(unit) }, ready: false };
+      return running;
+    case "deactivating":
+      // Still alive while it handles SIGTERM; the kubelet reports such a container running too.
+      return unit.mainPID > 0 ? running : { state: { terminated: terminatedFromUnit(unit) }, ready: false };
+    case "activating":
+      // A notify/forking service whose process runs but has not reported readiness: like a container
+      // whose readiness probe has not passed yet. Before that (ExecStartPre) nothing of it runs.
+      if (unit.subState === "start" && unit.mainPID > 0) return { ...running, ready: false };
+      return { state: { waiting: { reason: "ContainerCreating" } }, ready: false };
+    case "failed":
+      return { state: { terminated: terminatedFromUnit(unit) }, ready: false };
+    default:
+      // inactive: a unit that ran has ended; one that never ran is about to start.
+      if (unit.execMainStartTimestamp > 0n || unit.execMainCode !== ExitKind.none) {
+        return { state: { terminated: terminatedFromUnit(unit) }, ready: false };
+      }
+      return { state: { waiting: { reason: "ContainerCreating" } }, ready: false };
+  }
+}
+
+function unitNameOrUndefined(pod: V1Pod, container: string): string | undefined {
+  const name = pod.metadata?.name;
+  const uid = pod.metadata?.uid;
+  if (!name || !uid) return undefined;
+  try {
+    return unitNameFor({ namespace: pod.metadata?.namespace || "default", pod: name, container, uid });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Not the same termination: the engine may already remember the very exit the unit still shows. */
+function sameTermination(a: V1ContainerStateTerminated, b: V1ContainerStateTerminated): boolean {
+  return a.exitCode === b.exitCode && a.finishedAt?.getTime() === b.finishedAt?.getTime() && a.startedAt?.getTime() === b.startedAt?.getTime();
+}
+
+function containerStatusOf(input: PodStatusInput, container: V1Container): V1ContainerStatus {
+  const { pod } = input;
+  const unit = input.units[container.name];
+  const remembered = input.lastTerminated[container.name];
+  let observed: ObservedContainer;
+  let containerID: string | undefined;
+  let restartCount = 0;
+  if (unit !== undefined && unit.loadState !== "not-found") {
+    observed = observeUnit(unit, pod, container.name);
+    containerID = containerIDOf(unit.name);
+    restartCount = unit.nRestarts;
+  } else {
+    const waiting = input.waiting[container.name];
+    if (waiting !== undefined) {
+      observed = { state: { waiting: { ...waiting } }, ready: false };
+    } else {
+      // The pod is recorded but its unit is gone: the host rebooted or someone removed the unit.
+      const unitName = unitNameOrUndefined(pod, container.name);
+      containerID = unitName === undefined ? undefined : containerIDOf(unitName);
+      observed = {
+        state: {
+          terminated: {
+            exitCode: UNKNOWN_EXIT_CODE,
+            reason: "ContainerStatusUnknown",
+            message: `The container could not be located: its unit${unitName === undefined ? "" : ` ${unitName}`} is gone (host reboot, or removed outside vks)`,
+            ...(containerID === undefined ? {} : { containerID }),
+          },
+        },
+        ready: false,
+      };
+    }
+  }
+  const current = observed.state.terminated;
+  const lastTerminated =
+    observed.lastTerminated ?? (remembered !== undefined && (current === undefined || !sameTermination(current, remembered)) ? remembered : undefined);
+  const running = observed.state.running !== undefined;
+  return {
+    name: container.name,
+    image: container.image ?? "",
+    imageID: input.imageIDs?.[container.name] ?? "",
+    ...(containerID === undefined ? {} : { containerID }),
+    ready: observed.ready && running,
+    started: running,
+    restartCount,
+    state: observed.state,
+    lastState: lastTerminated === undefined ? {} : { terminated: lastTerminated },
+  };
+}
+
+/** The kubelet's phase rules for a pod without init containers. */
+function podPhase(pod: V1Pod, statuses: V1ContainerStatus[]): string {
+  let running = 0;
+  let waiting = 0;
+  let stopped = 0;
+  let succeeded = 0;
+  for (const status of statuses) {
+    if (status.state?.running !== undefined) {
+      running++;
+    } else if (status.state?.terminated !== undefined) {
+      stopped++;
+      if (status.state.terminated.exitCode === 0) succeeded++;
+    } else if (status.lastState?.terminated !== undefined) {
+      // Waiting to restart after an exit counts as stopped, not as never started.
+      stopped++;
+    } else {
+      waiting++;
+    }
+  }
+  if (waiting > 0) return "Pending";
+  if (running > 0) return "Running";
+  if (stopped === 0) return "Pending";
+  const policy = pod.spec?.restartPolicy ?? "Always";
+  if (policy === "Always") return "Running";
+  if (stopped === succeeded) return "Succeeded";
+  return policy === "Never" ? "Failed" : "Running";
+}
+
+function condition(type: string, isTrue: boolean, lastTransitionTime: Date | undefined, reason?: string, message?: string): V1PodCondition {
+  return {
+    type,
+    status: isTrue ? "True" : "False",
+    ...(lastTransitionTime === undefined ? {} : { lastTransitionTime }),
+    ...(reason === undefined ? {} : { reason }),
+    ...(message === undefined ? {} : { message }),
+  };
+}
+
+/**
+ * The pod's conditions. vks keeps no condition history, so each transition time is derived from the
+ * units: readiness changed when the last container started (or the first unready one stopped); the pod
+ * was scheduled, initialized and ready to start containers when vks accepted it.
+ */
+function podConditions(input: PodStatusInput, statuses: V1ContainerStatus[], phase: string): V1PodCondition[] {
+  const accepted = input.startTime ?? input.pod.metadata?.creationTimestamp;
+  const unready = statuses.filter((status) => !status.ready);
+  const allReady = unready.length === 0;
+  const readinessChanged = allReady
+    ? latestDate(statuses.map((status) => status.state?.running?.startedAt))
+    : latestDate(unready.map((status) => status.state?.terminated?.finishedAt ?? status.lastState?.terminated?.finishedAt));
+  const readyTime = readinessChanged ?? accepted;
+  const reason = allReady ? undefined : phase === "Succeeded" ? "PodCompleted" : "ContainersNotReady";
+  const message = allReady || phase === "Succeeded" ? undefined : `containers with unready status: [${unready.map((status) => status.name).join(" ")}]`;
+  return [
+    condition("PodReadyToStartContainers", input.startTime !== undefined, accepted),
+    condition("Initialized", true, accepted),
+    condition("Ready", allReady, readyTime, reason, message),
+    condition("ContainersReady", allReady, readyTime, reason, message),
+    condition("PodScheduled", true, input.pod.metadata?.creationTimestamp ?? accepted),
+  ];
+}
+
+/** The pod's status as the kubelet would write it. Pure: everything it looks at is in `input`. */
+export function podStatus(input: PodStatusInput): V1PodStatus {
+  const { pod } = input;
+  const statuses = (pod.spec?.containers ?? []).map((container) => containerStatusOf(input, container));
+  const phase = podPhase(pod, statuses);
+  return {
+    phase,
+    conditions: podConditions(input, statuses, phase),
+    hostIP: input.hostIP,
+    hostIPs: [{ ip: input.hostIP }],
+    podIP: input.hostIP,
+    podIPs: [{ ip: input.hostIP }],
+    ...(input.startTime === undefined ? {} : { startTime: input.startTime }),
+    // Immutable once the API server has set it, so an existing value is kept.
+    qosClass: pod.status?.qosClass ?? podQOSClass(pod),
+    containerStatuses: statuses,
+  };
+}
