@@ -1,0 +1,522 @@
+/**
+ * SystemdManager: everything vks asks of systemd, over org.freedesktop.systemd1 on D-Bus. No other module
+ * talks to systemd; they hand over UnitPlans and get UnitStates back.
+ */
+import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
+import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusScope, type BusSignal, type MethodCall } from "./bus.ts";
+import { expectArray, expectNumber, expectString, expectStringArray, expectVariantDict, expectVariantValue } from "./dbus-values.ts";
+import { describeSystemdExitStatus } from "./exit-status.ts";
+import { JobTracker, type FinishedJob } from "./jobs.ts";
+import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
+import { toDbusProperties } from "./properties.ts";
+import { ExitKind, type UnitPlan, type UnitState } from "./types.ts";
+import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
+import {
+  FIELD_SOURCES,
+  SERVICE_INTERFACE,
+  UNIT_INTERFACE,
+  type PartialUnitState,
+  type StateInterface,
+  completeState,
+  fieldSourceOf,
+} from "./unit-state.ts";
+
+const SYSTEMD_BUS_NAME = "org.freedesktop.systemd1";
+const MANAGER_PATH = "/org/freedesktop/systemd1";
+const MANAGER_INTERFACE = "org.freedesktop.systemd1.Manager";
+const PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties";
+const BUS_DAEMON_NAME = "org.freedesktop.DBus";
+const MANAGER = { destination: SYSTEMD_BUS_NAME, path: MANAGER_PATH, interface: MANAGER_INTERFACE };
+
+/** Only units vks creates are followed, which spares a state cache entry for every unit on the host. */
+const VKS_UNIT_PREFIX = "vks.";
+const SERVICE_SUFFIX = ".service";
+
+const MATCH_MANAGER_SIGNALS = `type='signal',sender='${SYSTEMD_BUS_NAME}',path='${MANAGER_PATH}',interface='${MANAGER_INTERFACE}'`;
+/** One rule for every unit: a proxy (and a rule) per unit would cost more than the unit's whole life. */
+const MATCH_UNIT_PROPERTIES = `type='signal',sender='${SYSTEMD_BUS_NAME}',interface='${PROPERTIES_INTERFACE}',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'`;
+const MATCH_SYSTEMD_OWNER = `type='signal',sender='${BUS_DAEMON_NAME}',interface='${BUS_DAEMON_NAME}',member='NameOwnerChanged',arg0='${SYSTEMD_BUS_NAME}'`;
+
+const DBUS_ERROR = {
+  noSuchUnit: "org.freedesktop.systemd1.NoSuchUnit",
+  unitExists: "org.freedesktop.systemd1.UnitExists",
+  unknownObject: "org.freedesktop.DBus.Error.UnknownObject",
+  serviceUnknown: "org.freedesktop.DBus.Error.ServiceUnknown",
+  nameHasNoOwner: "org.freedesktop.DBus.Error.NameHasNoOwner",
+  invalidArgs: "org.freedesktop.DBus.Error.InvalidArgs",
+  accessDenied: "org.freedesktop.DBus.Error.AccessDenied",
+  interactiveAuthorizationRequired: "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+} as const;
+
+/**
+ * How long systemd may be off the bus before its jobs are given up on. A daemon-reexec drops the name for
+ * well under a second and keeps every job; a manager that exited never comes back.
+ */
+const SYSTEMD_RETURN_GRACE_MS = 30_000;
+
+export interface SystemdConnectOptions {
+  scope: BusScope;
+  /** Bounds the bus handshake and systemd's first answer. */
+  connectTimeoutMs?: number;
+  callTimeoutMs?: number;
+  /** Calls outstanding at once; more wait their turn. */
+  maxCallsInFlight?: number;
+}
+
+function isDbusError(err: unknown, ...names: string[]): err is DbusErrorReply {
+  return err instanceof DbusErrorReply && names.includes(err.errorName);
+}
+
+function isVksService(unitName: string | undefined): unitName is string {
+  return unitName !== undefined && unitName.startsWith(VKS_UNIT_PREFIX) && unitName.endsWith(SERVICE_SUFFIX);
+}
+
+function getProperty(path: string, iface: string, property: string): MethodCall {
+  return { destination: SYSTEMD_BUS_NAME, path, interface: PROPERTIES_INTERFACE, member: "Get", signature: "ss", body: [iface, property] };
+}
+
+/** Raised inside the state cache's fetcher when the unit turned out not to exist (any more). */
+class UnitGone extends Error {
+  override readonly name = "UnitGone";
+}
+
+export class SystemdManager {
+  private readonly jobs = new JobTracker();
+  private readonly cache: UnitStateCache;
+  private readonly changedListeners = new Set<(state: UnitState) => void>();
+  private readonly removedListeners = new Set<(unitName: string) => void>();
+  private readonly errorListeners = new Set<(err: SystemdError) => void>();
+  private readonly disconnectedListeners = new Set<(reason: SystemdError) => void>();
+  private subscribed: Promise<void> | undefined;
+  private watching: Promise<void> | undefined;
+  /** systemd's unique bus name: signals from anyone else are ignored. */
+  private systemdOwner: string;
+  private systemdAbsentTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly bus: BusConnection,
+    readonly scope: BusScope,
+    systemdOwner: string,
+    readonly systemdVersion: string,
+  ) {
+    this.systemdOwner = systemdOwner;
+    this.cache = new UnitStateCache({
+      fetch: (unitName, iface, properties) => this.fetchProperties(unitName, iface, properties),
+      changed: (state) => this.emit(this.changedListeners, state),
+      fetchFailed: (unitName, err) => this.reportError(`cannot read the state of ${unitName}: ${errorMessage(err)}`, err),
+      isGone: (err) => err instanceof UnitGone || isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit),
+    });
+    bus.onSignal((signal) => this.handleSignal(signal));
+    bus.onDisconnected((reason) => this.lose(`lost the connection to the ${scope} bus: ${reason.message}`));
+  }
+
+  static async connect(options: SystemdConnectOptions): Promise<SystemdManager> {
+    const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const bus = await BusConnection.open({ ...options, connectTimeoutMs });
+    try {
+      const reply = await bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs);
+      const version = expectString(expectVariantValue(reply.body[0], "Version"), "Version");
+      return new SystemdManager(bus, options.scope, reply.sender, version);
+    } catch (err) {
+      bus.close();
+      const noSystemd = isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner);
+      const where = options.scope === "user" ? "user" : "system";
+      throw new SystemdError(
+        noSystemd
+          ? `no systemd ${where} manager on the ${where} bus (${bus.address})`
+          : `systemd on the ${where} bus (${bus.address}) did not answer: ${errorMessage(err)}`,
+        {
+          exitCode: ExitCode.unavailable,
+          hint:
+            options.scope === "user"
+              ? "no user manager: is DBUS_SESSION_BUS_ADDRESS set? run inside test/sandbox.sh or use the system manager"
+              : "is systemd PID 1? try --user (inside test/sandbox.sh where systemd is not PID 1)",
+          cause: err,
+        },
+      );
+    }
+  }
+
+  /** Closes the connection; pending job waits fail. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.systemdAbsentTimer);
+    this.jobs.failAll("the systemd connection was closed");
+    this.cache.clear();
+    this.bus.close();
+  }
+
+  /** systemd's version string, e.g. "252.38-1~deb12u1". */
+  async version(): Promise<string> {
+    const reply = await this.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), "read systemd's version");
+    return expectString(expectVariantValue(reply.body[0], "Version"), "Version");
+  }
+
+  /**
+   * Creates the transient unit and waits for its start job. Rejects when systemd refuses the unit (it
+   * already exists, a property is invalid) or the job does not end "done"; a unit whose start failed
+   * stays loaded as failed until stopUnit (so its status can be read), and its name cannot be reused
+   * until then.
+   */
+  async startUnit(plan: UnitPlan): Promise<void> {
+    const unitName = plan.unitName;
+    const properties = toDbusProperties(plan.properties);
+    await this.ensureSubscribed();
+    let job: FinishedJob;
+    try {
+      job = await this.jobs.run(async () => {
+        const reply = await this.bus.call({
+          ...MANAGER,
+          member: "StartTransientUnit",
+          signature: "ssa(sv)a(sa(sv))",
+          body: [unitName, "fail", properties, []],
+        });
+        return expectString(reply.body[0], "StartTransientUnit job");
+      });
+    } catch (err) {
+      throw this.startRefused(unitName, plan.containerName, err);
+    }
+    if (job.result !== "done") throw await this.jobFailed("start", unitName, job.result);
+  }
+
+  /**
+   * Stops the unit and waits for the stop job, then clears a failed state so systemd unloads the
+   * transient unit. A unit that does not exist is already stopped: not an error.
+   */
+  async stopUnit(unitName: string): Promise<void> {
+    await this.ensureSubscribed();
+    let job: FinishedJob;
+    try {
+      job = await this.jobs.run(async () => {
+        const reply = await this.bus.call({ ...MANAGER, member: "StopUnit", signature: "ss", body: [unitName, "replace"] });
+        return expectString(reply.body[0], "StopUnit job");
+      });
+    } catch (err) {
+      if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return;
+      throw this.refused(`cannot stop ${unitName}`, err);
+    }
+    if (job.result !== "done") throw await this.jobFailed("stop", unitName, job.result);
+    try {
+      // A stopped unit that failed (or was SIGKILLed after its stop timeout) stays loaded until reset.
+      await this.bus.call({ ...MANAGER, member: "ResetFailedUnit", signature: "s", body: [unitName] });
+    } catch (err) {
+      if (!isDbusError(err, DBUS_ERROR.noSuchUnit)) throw this.refused(`cannot reset ${unitName} after stopping it`, err);
+    }
+  }
+
+  /** The unit's current state, or undefined when systemd has no such unit loaded. */
+  async getUnitState(unitName: string): Promise<UnitState | undefined> {
+    let unitPath: string;
+    try {
+      // GetUnit first: reading properties of an unloaded unit's path would make systemd load a
+      // "not-found" stub for it.
+      const reply = await this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
+      unitPath = expectString(reply.body[0], "GetUnit path");
+    } catch (err) {
+      if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return undefined;
+      throw this.refused(`cannot read the state of ${unitName}`, err);
+    }
+    const state: PartialUnitState = { name: unitName };
+    try {
+      await this.readFields(state, unitPath, FIELD_SOURCES);
+    } catch (err) {
+      if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
+      throw this.refused(`cannot read the state of ${unitName}`, err);
+    }
+    if (state.loadState === "not-found") return undefined;
+    return completeState(state);
+  }
+
+  /**
+   * The loaded service units whose names match any of the glob patterns (`vks.*.service`), with their
+   * full state. Costs one ListUnitsByPatterns plus ten property reads per unit, run concurrently
+   * (about 1 s for 1000 units; see the report in test/systemd/list.test.ts).
+   */
+  async listUnits(patterns: string[]): Promise<UnitState[]> {
+    let rows: unknown[];
+    try {
+      const reply = await this.bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
+      rows = expectArray(reply.body[0], "ListUnitsByPatterns");
+    } catch (err) {
+      throw this.refused("cannot list units", err);
+    }
+    const rowFields = new Set(["description", "loadState", "activeState", "subState"]);
+    const remaining = FIELD_SOURCES.filter((source) => !rowFields.has(source.field));
+    const states = await Promise.all(
+      rows.map(async (row, index): Promise<UnitState | undefined> => {
+        // (name, description, load, active, sub, following, path, job id, job type, job path)
+        const [name, description, loadState, activeState, subState, , path] = expectArray(row, `ListUnitsByPatterns[${index}]`);
+        const unitName = expectString(name, "unit name");
+        const state: PartialUnitState = {
+          name: unitName,
+          description: expectString(description, `${unitName} description`),
+          loadState: expectString(loadState, `${unitName} load state`),
+          activeState: expectString(activeState, `${unitName} active state`),
+          subState: expectString(subState, `${unitName} sub state`),
+        };
+        // A "not-found" entry is a stub for a name something merely referred to: no unit behind it.
+        if (!unitName.endsWith(SERVICE_SUFFIX) || state.loadState === "not-found") return undefined;
+        try {
+          await this.readFields(state, expectString(path, `${unitName} path`), remaining);
+        } catch (err) {
+          // Unloaded between the listing and the reads: it is simply not there any more.
+          if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
+          throw this.refused(`cannot read the state of ${unitName}`, err);
+        }
+        return completeState(state);
+      }),
+    );
+    return states.filter((state): state is UnitState => state !== undefined);
+  }
+
+  /**
+   * Calls `listener` with the full state of a vks unit whenever systemd reports a change to it. Starts
+   * watching on first use; await startWatching() to be sure no change after that point is missed.
+   */
+  onUnitChanged(listener: (state: UnitState) => void): () => void {
+    this.changedListeners.add(listener);
+    void this.startWatching().catch(() => undefined);
+    return () => this.changedListeners.delete(listener);
+  }
+
+  /** Calls `listener` with the name of a vks unit systemd has unloaded (stopped and collected). */
+  onUnitRemoved(listener: (unitName: string) => void): () => void {
+    this.removedListeners.add(listener);
+    void this.startWatching().catch(() => undefined);
+    return () => this.removedListeners.delete(listener);
+  }
+
+  /** Background problems (a state read that failed, a malformed signal); nothing is thrown for them. */
+  onError(listener: (err: SystemdError) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
+
+  /**
+   * Called once when the connection to systemd is gone for good (the bus closed, or systemd left it and
+   * did not return). Every pending and later call fails; reconnecting means a new SystemdManager.
+   */
+  onDisconnected(listener: (reason: SystemdError) => void): () => void {
+    this.disconnectedListeners.add(listener);
+    return () => this.disconnectedListeners.delete(listener);
+  }
+
+  /** Resolves once unit changes are being received. Idempotent. */
+  startWatching(): Promise<void> {
+    if (!this.watching) {
+      this.watching = Promise.all([this.ensureSubscribed(), this.bus.addMatch(MATCH_UNIT_PROPERTIES)]).then(
+        () => undefined,
+        (err: unknown) => {
+          this.watching = undefined;
+          const failure = this.refused("cannot watch unit changes", err);
+          this.reportError(failure.message, err);
+          throw failure;
+        },
+      );
+    }
+    return this.watching;
+  }
+
+  /** The last known state of a unit seen through onUnitChanged, if any. */
+  cachedUnitState(unitName: string): UnitState | undefined {
+    return this.cache.get(unitName);
+  }
+
+  /** Manager signals (JobRemoved, UnitRemoved) only flow once subscribed and matched. */
+  private ensureSubscribed(): Promise<void> {
+    if (!this.subscribed) {
+      this.subscribed = Promise.all([
+        this.bus.addMatch(MATCH_MANAGER_SIGNALS),
+        this.bus.addMatch(MATCH_SYSTEMD_OWNER),
+        this.bus.call({ ...MANAGER, member: "Subscribe" }),
+      ]).then(
+        () => undefined,
+        (err: unknown) => {
+          this.subscribed = undefined;
+          throw this.refused("cannot subscribe to systemd's signals", err);
+        },
+      );
+    }
+    return this.subscribed;
+  }
+
+  private async call(call: MethodCall, doing: string): Promise<{ body: unknown[] }> {
+    try {
+      return await this.bus.call(call);
+    } catch (err) {
+      throw this.refused(`cannot ${doing}`, err);
+    }
+  }
+
+  /** Reads `sources` with one Get each: measured cheaper than GetAll, which computes ~200 properties. */
+  private async readFields(state: PartialUnitState, unitPath: string, sources: typeof FIELD_SOURCES): Promise<void> {
+    const values = await Promise.all(
+      sources.map(async (source) => {
+        const reply = await this.bus.call(getProperty(unitPath, source.interface, source.property));
+        return expectVariantValue(reply.body[0], `${state.name} ${source.property}`);
+      }),
+    );
+    sources.forEach((source, index) => source.assign(state, values[index]));
+  }
+
+  private async fetchProperties(unitName: string, iface: StateInterface, properties: string[]): Promise<FetchedProperties[]> {
+    const path = unitObjectPath(unitName);
+    // LoadState comes along with any Unit read: a "not-found" answer means the read itself just loaded a
+    // stub because the unit was already collected.
+    const wanted = iface === UNIT_INTERFACE && !properties.includes("LoadState") ? [...properties, "LoadState"] : properties;
+    return Promise.all(
+      wanted.map(async (property): Promise<FetchedProperties> => {
+        const reply = await this.bus.call(getProperty(path, iface, property));
+        const value = expectVariantValue(reply.body[0], `${unitName} ${property}`);
+        if (property === "LoadState" && value === "not-found") throw new UnitGone(unitName);
+        return { values: new Map([[property, value]]), sequence: reply.sequence };
+      }),
+    );
+  }
+
+  private handleSignal(signal: BusSignal): void {
+    try {
+      if (signal.sender === this.systemdOwner) this.handleSystemdSignal(signal);
+      else if (signal.member === "NameOwnerChanged" && signal.interface === BUS_DAEMON_NAME) this.handleOwnerChange(signal);
+    } catch (err) {
+      this.reportError(`ignored a malformed ${signal.member} signal from systemd: ${errorMessage(err)}`, err);
+    }
+  }
+
+  private handleSystemdSignal(signal: BusSignal): void {
+    if (signal.interface === PROPERTIES_INTERFACE && signal.member === "PropertiesChanged") {
+      const unitName = unitNameFromObjectPath(signal.path);
+      if (!isVksService(unitName)) return;
+      const iface = expectString(signal.body[0], "PropertiesChanged interface");
+      if (iface !== UNIT_INTERFACE && iface !== SERVICE_INTERFACE) return;
+      const changed = expectVariantDict(signal.body[1], "PropertiesChanged changed");
+      const invalidated = expectStringArray(signal.body[2], "PropertiesChanged invalidated");
+      if (![...changed.keys(), ...invalidated].some((property) => fieldSourceOf(iface, property))) return;
+      this.cache.propertiesChanged(unitName, iface, changed, invalidated, signal.sequence);
+      return;
+    }
+    if (signal.path !== MANAGER_PATH || signal.interface !== MANAGER_INTERFACE) return;
+    if (signal.member === "JobRemoved") {
+      // (id, job path, unit, result)
+      expectNumber(signal.body[0], "JobRemoved id");
+      this.jobs.jobRemoved({
+        jobPath: expectString(signal.body[1], "JobRemoved job"),
+        unitName: expectString(signal.body[2], "JobRemoved unit"),
+        result: expectString(signal.body[3], "JobRemoved result"),
+      });
+    } else if (signal.member === "UnitRemoved") {
+      const unitName = expectString(signal.body[0], "UnitRemoved unit");
+      if (!isVksService(unitName)) return;
+      this.cache.forget(unitName);
+      this.emit(this.removedListeners, unitName);
+    }
+  }
+
+  private handleOwnerChange(signal: BusSignal): void {
+    if (signal.sender !== BUS_DAEMON_NAME) return;
+    const [name, , newOwner] = expectStringArray(signal.body, "NameOwnerChanged");
+    if (name !== SYSTEMD_BUS_NAME || newOwner === undefined) return;
+    if (newOwner === "") {
+      this.systemdAbsentTimer ??= setTimeout(
+        () => this.lose(`systemd left the ${this.scope} bus and did not return within ${SYSTEMD_RETURN_GRACE_MS / 1000} s`),
+        SYSTEMD_RETURN_GRACE_MS,
+      );
+      return;
+    }
+    // Back after a daemon-reexec: systemd restores its subscribers and jobs itself; only its name changed.
+    clearTimeout(this.systemdAbsentTimer);
+    this.systemdAbsentTimer = undefined;
+    this.systemdOwner = newOwner;
+  }
+
+  private lose(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.systemdAbsentTimer);
+    this.jobs.failAll(reason);
+    this.cache.clear();
+    this.bus.close();
+    const failure = new SystemdError(reason, {
+      exitCode: ExitCode.unavailable,
+      hint: "vks must reconnect: restart it once systemd and the bus are back",
+    });
+    this.emit(this.disconnectedListeners, failure);
+  }
+
+  private emit<T>(listeners: ReadonlySet<(value: T) => void>, value: T): void {
+    for (const listener of listeners) {
+      try {
+        listener(value);
+      } catch (err) {
+        // One failing consumer must not starve the others of events.
+        this.reportError(`a unit event listener threw: ${errorMessage(err)}`, err);
+      }
+    }
+  }
+
+  private reportError(message: string, cause: unknown): void {
+    const err = cause instanceof SystemdError && cause.message === message ? cause : new SystemdError(message, { cause });
+    if (this.errorListeners.size === 0) {
+      console.warn(`vks: systemd: ${message}`);
+      return;
+    }
+    for (const listener of this.errorListeners) listener(err);
+  }
+
+  private systemctl(args: string): string {
+    return `systemctl ${this.scope === "user" ? "--user " : ""}${args}`;
+  }
+
+  private startRefused(unitName: string, containerName: string, err: unknown): SystemdError {
+    if (isDbusError(err, DBUS_ERROR.unitExists)) {
+      return new SystemdError(`unit ${unitName} (container ${containerName}) already exists`, {
+        exitCode: ExitCode.conflict,
+        hint: `stop it first: ${this.systemctl(`stop ${unitName}`)}; ${this.systemctl(`reset-failed ${unitName}`)}`,
+        cause: err,
+      });
+    }
+    if (isDbusError(err, DBUS_ERROR.invalidArgs)) {
+      return new SystemdError(`systemd rejected unit ${unitName} (container ${containerName}): ${err.text}`, {
+        exitCode: ExitCode.invalidInput,
+        hint: "a container field maps to a unit setting systemd does not accept; fix it in the manifest",
+        cause: err,
+      });
+    }
+    return this.refused(`cannot start ${unitName} (container ${containerName})`, err);
+  }
+
+  private refused(doing: string, err: unknown): SystemdError {
+    if (isDbusError(err, DBUS_ERROR.accessDenied, DBUS_ERROR.interactiveAuthorizationRequired)) {
+      return new SystemdError(`${doing}: ${err.text}`, {
+        exitCode: ExitCode.permission,
+        hint: this.scope === "system" ? "run vks as root, or use --user" : "the user manager refused the call",
+        cause: err,
+      });
+    }
+    if (err instanceof SystemdError && !(err instanceof DbusErrorReply)) {
+      return new SystemdError(`${doing}: ${err.message}`, { exitCode: err.exitCode, hint: err.hint, cause: err });
+    }
+    return new SystemdError(`${doing}: ${errorMessage(err)}`, { exitCode: ExitCode.unavailable, cause: err });
+  }
+
+  /** A job that ended other than "done", explained with what the unit's own state says. */
+  private async jobFailed(action: "start" | "stop", unitName: string, result: string): Promise<SystemdError> {
+    let detail = "";
+    const state = await this.getUnitState(unitName).catch(() => undefined);
+    if (state) {
+      detail = `; unit is ${state.activeState}/${state.subState}, result ${state.result}`;
+      if (state.execMainCode === ExitKind.exited) {
+        const known = describeSystemdExitStatus(state.execMainStatus);
+        detail += `, exit status ${state.execMainStatus}${known ? ` (${known})` : ""}`;
+      } else if (state.execMainCode !== ExitKind.none) {
+        detail += `, killed by signal ${state.execMainStatus}`;
+      }
+    }
+    return new SystemdError(`${action} job for ${unitName} ended "${result}"${detail}`, {
+      exitCode: ExitCode.failure,
+      hint: `see ${this.systemctl(`status ${unitName}`)} and journalctl ${this.scope === "user" ? "--user " : ""}-u ${unitName}`,
+    });
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * ServiceProperties → the typed `a(sv)` list StartTransientUnit takes. Pure: no bus, no I/O.
+ *
+ * Every property goes over the wire as a typed D-Bus value, never as unit-file text, so no value from a
+ * manifest can add a directive; the only rewriting is escapeExecArgument's, which undoes systemd's own
+ * exec-time `$` expansion.
+ */
+import { Variant } from "dbus-next";
+import { escapeExecArgument } from "./escape.ts";
+import type { ExecCommand, ServiceProperties } from "./types.ts";
+
+export type DbusProperty = [name: string, value: Variant];
+
+/** One `(sasb)` entry: path, argv (argv[0] first), ignore-failure. */
+type ExecCommandTuple = [string, string[], boolean];
+
+function execCommandTuple(command: ExecCommand): ExecCommandTuple {
+  return [command.path, command.argv.map(escapeExecArgument), command.ignoreFailure];
+}
+
+/** systemd reads 32-bit KillSignal as `i` and rejects signal numbers outside 1..64 itself. */
+function signalNumber(value: number): number {
+  if (!Number.isInteger(value)) throw new RangeError(`killSignal must be an integer signal number, got ${value}`);
+  return value;
+}
+
+function nonNegativeMicroseconds(name: string, value: bigint): bigint {
+  if (value < 0n) throw new RangeError(`${name} must not be negative, got ${value}`);
+  return value;
+}
+
+export function toDbusProperties(properties: ServiceProperties): DbusProperty[] {
+  const list: DbusProperty[] = [
+    ["Description", new Variant("s", properties.description)],
+    ["Type", new Variant("s", properties.type)],
+    ["ExecStart", new Variant("a(sasb)", properties.execStart.map(execCommandTuple))],
+  ];
+  if (properties.execStartPre.length > 0) {
+    list.push(["ExecStartPre", new Variant("a(sasb)", properties.execStartPre.map(execCommandTuple))]);
+  }
+  if (properties.environment.length > 0) {
+    list.push(["Environment", new Variant("as", properties.environment)]);
+  }
+  if (properties.environmentFiles.length > 0) {
+    list.push([
+      "EnvironmentFiles",
+      new Variant(
+        "a(sb)",
+        properties.environmentFiles.map((file): [string, boolean] => [file.path, file.optional]),
+      ),
+    ]);
+  }
+  if (properties.workingDirectory !== undefined) {
+    list.push(["WorkingDirectory", new Variant("s", properties.workingDirectory)]);
+  }
+  if (properties.user !== undefined) list.push(["User", new Variant("s", properties.user)]);
+  if (properties.group !== undefined) list.push(["Group", new Variant("s", properties.group)]);
+  if (properties.runtimeDirectory.length > 0) {
+    list.push(["RuntimeDirectory", new Variant("as", properties.runtimeDirectory)]);
+  }
+  list.push(
+    ["Restart", new Variant("s", properties.restart)],
+    ["RestartUSec", new Variant("t", nonNegativeMicroseconds("restartUSec", properties.restartUSec))],
+    ["RemainAfterExit", new Variant("b", properties.remainAfterExit)],
+    // A [Unit] setting, yet StartTransientUnit accepts it alongside the service's own (systemd 252).
+    [
+      "StartLimitIntervalUSec",
+      new Variant("t", nonNegativeMicroseconds("startLimitIntervalUSec", properties.startLimitIntervalUSec)),
+    ],
+    ["KillSignal", new Variant("i", signalNumber(properties.killSignal))],
+    ["SendSIGKILL", new Variant("b", properties.sendSIGKILL)],
+    ["TimeoutStopUSec", new Variant("t", nonNegativeMicroseconds("timeoutStopUSec", properties.timeoutStopUSec))],
+    outputProperty("StandardOutput", properties.standardOutputFile),
+    outputProperty("StandardError", properties.standardErrorFile),
+  );
+  if (properties.logExtraFields.length > 0) {
+    list.push([
+      "LogExtraFields",
+      new Variant(
+        "aay",
+        properties.logExtraFields.map((field) => Buffer.from(field, "utf8")),
+      ),
+    ]);
+  }
+  return list;
+}
+
+/**
+ * StandardError defaults to "inherit" (whatever stdout is), so both streams are set explicitly: a file for
+ * stdout alone must not drag stderr into it.
+ */
+function outputProperty(stream: "StandardOutput" | "StandardError", appendToFile: string | undefined): DbusProperty {
+  return appendToFile === undefined
+    ? [stream, new Variant("s", "journal")]
+    : [`${stream}FileToAppend`, new Variant("s", appendToFile)];
+}

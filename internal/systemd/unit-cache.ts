@@ -1,0 +1,160 @@
+/**
+ * The last known state of every vks unit, kept up to date from PropertiesChanged signals so that each
+ * change can be reported as a complete UnitState.
+ *
+ * systemd's PropertiesChanged carries every changing property of one interface (Unit or Service) at once,
+ * so most states are assembled from signals alone. What signals never carry (Description, LoadState) or
+ * carry only as "invalidated" is fetched. A fetch races with signals: a signal received after the fetch's
+ * reply is newer than the reply and wins; one received before it is older and is overwritten. Every
+ * incoming message is numbered by BusConnection, which is what makes "before" and "after" exact.
+ */
+import type { UnitState } from "./types.ts";
+import {
+  FIELD_SOURCES,
+  type PartialUnitState,
+  type StateInterface,
+  completeState,
+  fieldSourceOf,
+} from "./unit-state.ts";
+
+/** One reply of a property fetch: the values it carried and its position among received messages. */
+export interface FetchedProperties {
+  values: ReadonlyMap<string, unknown>;
+  sequence: number;
+}
+
+export type PropertyFetcher = (unitName: string, iface: StateInterface, properties: string[]) => Promise<FetchedProperties[]>;
+
+export interface UnitCacheHooks {
+  fetch: PropertyFetcher;
+  changed: (state: UnitState) => void;
+  /** A fetch failed for another reason than the unit being gone; the entry stays and the next signal retries. */
+  fetchFailed: (unitName: string, err: unknown) => void;
+  /** True when a fetch error means the unit no longer exists. */
+  isGone: (err: unknown) => boolean;
+}
+
+interface SignalRecord {
+  sequence: number;
+  /** Properties the signal set or invalidated. */
+  properties: Set<string>;
+}
+
+interface CacheEntry {
+  state: PartialUnitState;
+  /** Interfaces with a fetch in flight, each with the signals received for it since the fetch was sent. */
+  fetching: Map<StateInterface, SignalRecord[]>;
+  lastReported: UnitState | undefined;
+}
+
+function sameState(a: UnitState, b: UnitState): boolean {
+  return FIELD_SOURCES.every((source) => a[source.field] === b[source.field]);
+}
+
+export class UnitStateCache {
+  private readonly entries = new Map<string, CacheEntry>();
+
+  constructor(private readonly hooks: UnitCacheHooks) {}
+
+  get(unitName: string): UnitState | undefined {
+    const entry = this.entries.get(unitName);
+    return entry ? completeState(entry.state) : undefined;
+  }
+
+  propertiesChanged(
+    unitName: string,
+    iface: StateInterface,
+    changed: ReadonlyMap<string, unknown>,
+    invalidated: readonly string[],
+    sequence: number,
+  ): void {
+    const entry = this.entryFor(unitName);
+    const touched = new Set<string>();
+    for (const [property, value] of changed) {
+      const source = fieldSourceOf(iface, property);
+      if (!source) continue;
+      source.assign(entry.state, value);
+      touched.add(property);
+    }
+    for (const property of invalidated) {
+      const source = fieldSourceOf(iface, property);
+      if (!source) continue;
+      entry.state[source.field] = undefined;
+      touched.add(property);
+    }
+    if (touched.size === 0) return;
+    entry.fetching.get(iface)?.push({ sequence, properties: touched });
+    this.settle(unitName, entry);
+  }
+
+  /** The unit is gone from systemd: forget it. Returns whether it was known. */
+  forget(unitName: string): boolean {
+    return this.entries.delete(unitName);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private entryFor(unitName: string): CacheEntry {
+    let entry = this.entries.get(unitName);
+    if (!entry) {
+      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined };
+      this.entries.set(unitName, entry);
+    }
+    return entry;
+  }
+
+  /** Reports the state if it is complete and new, else fetches what is missing. */
+  private settle(unitName: string, entry: CacheEntry): void {
+    const complete = completeState(entry.state);
+    if (complete) {
+      if (entry.lastReported && sameState(entry.lastReported, complete)) return;
+      entry.lastReported = complete;
+      this.hooks.changed(complete);
+      return;
+    }
+    const missingByInterface = new Map<StateInterface, string[]>();
+    for (const source of FIELD_SOURCES) {
+      if (entry.state[source.field] !== undefined || entry.fetching.has(source.interface)) continue;
+      const list = missingByInterface.get(source.interface) ?? [];
+      list.push(source.property);
+      missingByInterface.set(source.interface, list);
+    }
+    for (const [iface, properties] of missingByInterface) this.startFetch(unitName, entry, iface, properties);
+  }
+
+  private startFetch(unitName: string, entry: CacheEntry, iface: StateInterface, properties: string[]): void {
+    const signalsSinceSent: SignalRecord[] = [];
+    entry.fetching.set(iface, signalsSinceSent);
+    this.hooks.fetch(unitName, iface, properties).then(
+      (replies) => {
+        if (this.entries.get(unitName) !== entry) return;
+        entry.fetching.delete(iface);
+        let learned = 0;
+        for (const reply of replies) {
+          for (const [property, value] of reply.values) {
+            const source = fieldSourceOf(iface, property);
+            if (!source) continue;
+            // A signal that arrived after this reply already holds a newer value (or knows it is stale).
+            const overtaken = signalsSinceSent.some((s) => s.sequence > reply.sequence && s.properties.has(property));
+            if (!overtaken) source.assign(entry.state, value);
+            learned++;
+          }
+        }
+        // systemd answered without the properties asked for: asking again would loop, so stop here.
+        if (learned === 0) return;
+        this.settle(unitName, entry);
+      },
+      (err: unknown) => {
+        if (this.entries.get(unitName) !== entry) return;
+        entry.fetching.delete(iface);
+        if (this.hooks.isGone(err)) {
+          this.entries.delete(unitName);
+          return;
+        }
+        this.hooks.fetchFailed(unitName, err);
+      },
+    );
+  }
+}
