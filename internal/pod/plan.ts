@@ -267,7 +267,18 @@ function planContainer(input: PlanInput, container: V1Container, index: number):
   };
 }
 
-/** One unit per container, in spec order. Throws a VksError naming the field when a container cannot run. */
+/**
+ * One unit per container, in spec order. Throws a VksError naming the pod and the field when a container
+ * cannot run.
+ */
 export function planPod(input: PlanInput): UnitPlan[] {
-  return (input.pod.spec?.containers ?? []).map((container, index) => planContainer(input, container, index));
+  const { namespace, name } = podIdentity(input.pod);
+  return (input.pod.spec?.containers ?? []).map((container, index) => {
+    try {
+      return planContainer(input, container, index);
+    } catch (err) {
+      if (!(err instanceof VksError)) throw err;
+      throw new VksError(`pod ${namespace}/${name}: ${err.message}`, err.options);
+    }
+  });
 }

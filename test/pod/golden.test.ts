@@ -1,0 +1,106 @@
+/**
+ * Golden plans: every `testdata/<case>.yaml` is parsed, validated and planned with fixed images and
+ * executables; the result must equal `<case>.plan.json`, or, when planning fails, `<case>.error.txt`.
+ * `UPDATE_GOLDEN=1 bun test test/pod` rewrites the expectations; review the diff before committing.
+ * An optional `<case>.input.json` overrides the plan input (`logs`, `hostIP`).
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ResolvedImage } from "../../internal/image/types.ts";
+import { parseManifests } from "../../internal/pod/manifest.ts";
+import { executablesNeeded, planPod, type PlanLogs } from "../../internal/pod/plan.ts";
+import { validatePod } from "../../internal/pod/validate.ts";
+import { VksError } from "../../internal/errors.ts";
+
+const TESTDATA = join(import.meta.dir, "testdata");
+const UPDATE = process.env.UPDATE_GOLDEN === "1";
+const DEFAULT_UID = "6f1c2d3e-0000-4000-8000-000000000001";
+const HOST_IP = "192.0.2.10";
+
+interface CaseInput {
+  logs?: PlanLogs;
+  hostIP?: string;
+}
+
+const imagesByReference: Record<string, ResolvedImage> = JSON.parse(readFileSync(join(TESTDATA, "images.json"), "utf8"));
+const executablesOnHost: Record<string, string> = JSON.parse(readFileSync(join(TESTDATA, "executables.json"), "utf8"));
+
+/** JSON with sorted keys and bigints as strings, so files diff cleanly and never depend on build order. */
+function stableJSON(value: unknown): string {
+  const normalize = (item: unknown): unknown => {
+    if (typeof item === "bigint") return item.toString();
+    if (Array.isArray(item)) return item.map(normalize);
+    if (typeof item === "object" && item !== null) {
+      const entries = Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return Object.fromEntries(entries.map(([key, nested]) => [key, normalize(nested)]));
+    }
+    return item;
+  };
+  return JSON.stringify(normalize(value), null, 2) + "\n";
+}
+
+function errorText(err: VksError): string {
+  return `${err.message}\nhint: ${err.hint ?? ""}\nexit code: ${err.exitCode}\n`;
+}
+
+/** What the golden files record for one case: the plans, or the error planning raised. */
+function runCase(name: string): { kind: "plan" | "error"; text: string } {
+  const text = readFileSync(join(TESTDATA, `${name}.yaml`), "utf8");
+  const inputPath = join(TESTDATA, `${name}.input.json`);
+  const overrides: CaseInput = existsSync(inputPath) ? JSON.parse(readFileSync(inputPath, "utf8")) : {};
+  try {
+    const pods = parseManifests(text, `${name}.yaml`);
+    const plans = pods.map((parsed) => {
+      validatePod(parsed, `${name}.yaml`);
+      // What the engine does before planning: a namespace and a uid.
+      const pod = structuredClone(parsed);
+      pod.metadata = { ...pod.metadata, namespace: pod.metadata?.namespace || "default", uid: pod.metadata?.uid || DEFAULT_UID };
+      const images: Record<string, ResolvedImage> = {};
+      for (const container of pod.spec?.containers ?? []) {
+        const image = imagesByReference[container.image ?? ""];
+        if (image === undefined) throw new Error(`testdata/images.json has no image "${container.image}"`);
+        images[container.name] = image;
+      }
+      const executables: Record<string, string> = {};
+      for (const needed of executablesNeeded(pod, images)) {
+        const found = executablesOnHost[needed];
+        if (found !== undefined) executables[needed] = found;
+      }
+      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP });
+    });
+    return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans) };
+  } catch (err) {
+    if (err instanceof VksError) return { kind: "error", text: errorText(err) };
+    throw err;
+  }
+}
+
+const cases = readdirSync(TESTDATA)
+  .filter((file) => file.endsWith(".yaml"))
+  .map((file) => file.slice(0, -".yaml".length))
+  .sort();
+
+describe("golden plans", () => {
+  test("there are enough cases to mean something", () => {
+    expect(cases.length).toBeGreaterThanOrEqual(10);
+  });
+
+  for (const name of cases) {
+    test(name, () => {
+      const { kind, text } = runCase(name);
+      const expectedPath = join(TESTDATA, `${name}.${kind === "plan" ? "plan.json" : "error.txt"}`);
+      const otherPath = join(TESTDATA, `${name}.${kind === "plan" ? "error.txt" : "plan.json"}`);
+      if (UPDATE) {
+        writeFileSync(expectedPath, text);
+        rmSync(otherPath, { force: true });
+        return;
+      }
+      if (!existsSync(expectedPath)) {
+        const expected = existsSync(otherPath) ? `${otherPath} (the case was expected to ${kind === "plan" ? "fail" : "plan"})` : "no golden file";
+        throw new Error(`${name}: got a ${kind}, but there is ${expected}; rerun with UPDATE_GOLDEN=1 if this is intended`);
+      }
+      expect(text).toBe(readFileSync(expectedPath, "utf8"));
+    });
+  }
+});
