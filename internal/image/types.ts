@@ -23,6 +23,10 @@ export interface ResolvedImage {
   execStartPre: ExecCommand[];
   /** e.g. "dpkg:hello=2.10-3" or "path:/bin/sleep", shown as the container's imageID. */
   imageID: string;
+  /** Why entrypoint is empty (the pod must give `command`), worded for a user; absent when there is one. */
+  explanation?: string;
+  /** Parts of the package's unit vks could not carry over (e.g. a `+` prefix), worded for a user. */
+  warnings?: string[];
 }
 
 /** Kubelet waiting reasons an image problem maps to. */
