@@ -224,15 +224,10 @@ function podProblems(pod: V1Pod): FieldProblem[] {
     problems.add("spec", "required");
     return problems.list;
   }
+  const volumes: unknown[] = Array.isArray(spec.volumes) ? spec.volumes : [];
   const ignorableVolumes = new Set<string>();
-  if (Array.isArray(spec.volumes)) {
-    spec.volumes.forEach((volume, index) => {
-      if (isServiceAccountTokenVolume(volume) && isFields(volume) && typeof volume.name === "string") {
-        ignorableVolumes.add(volume.name);
-        return;
-      }
-      problems.add(`spec.volumes[${index}]`, "not supported: vks runs containers on the host filesystem and mounts nothing");
-    });
+  for (const volume of volumes) {
+    if (isServiceAccountTokenVolume(volume) && isFields(volume) && typeof volume.name === "string") ignorableVolumes.add(volume.name);
   }
   if (!isNonEmptyList(spec.containers)) {
     problems.add("spec.containers", "must list at least one container");
@@ -242,6 +237,11 @@ function podProblems(pod: V1Pod): FieldProblem[] {
       checkContainer(container, `spec.containers[${index}]`, names, ignorableVolumes, problems),
     );
   }
+  volumes.forEach((volume, index) => {
+    if (!isServiceAccountTokenVolume(volume)) {
+      problems.add(`spec.volumes[${index}]`, "not supported: vks runs containers on the host filesystem and mounts nothing");
+    }
+  });
   if (isNonEmptyList(spec.initContainers)) {
     problems.add("spec.initContainers", "not supported: run the setup as part of the container's command");
   }

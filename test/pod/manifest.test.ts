@@ -1,0 +1,168 @@
+import { describe, expect, test } from "bun:test";
+import { ExitCode, ValidationError, VksError } from "../../internal/errors.ts";
+import { parseManifests } from "../../internal/pod/manifest.ts";
+
+const POD_A = `apiVersion: v1
+kind: Pod
+metadata:
+  name: a
+spec:
+  containers:
+    - name: main
+      image: /bin/sleep
+`;
+
+const POD_B = POD_A.replace("name: a", "name: b");
+
+function caught(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected an error");
+}
+
+describe("parseManifests", () => {
+  test("one document", () => {
+    const pods = parseManifests(POD_A, "a.yaml");
+    expect(pods).toHaveLength(1);
+    expect(pods[0]?.metadata?.name).toBe("a");
+    expect(pods[0]?.spec?.containers[0]?.image).toBe("/bin/sleep");
+  });
+
+  test("several documents, empty ones skipped", () => {
+    const text = `---\n# nothing here\n---\n${POD_A}---\n---\n${POD_B}---\n`;
+    expect(parseManifests(text, "x.yaml").map((pod) => pod.metadata?.name)).toEqual(["a", "b"]);
+  });
+
+  test("no documents at all", () => {
+    expect(parseManifests("", "empty.yaml")).toEqual([]);
+    expect(parseManifests("# just a comment\n", "empty.yaml")).toEqual([]);
+  });
+
+  test("JSON is YAML too", () => {
+    const json = JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: "j" }, spec: { containers: [{ name: "c", image: "x" }] } });
+    expect(parseManifests(json, "pod.json")[0]?.metadata?.name).toBe("j");
+  });
+
+  test("a List of pods (kubectl get -o yaml) is unwrapped", () => {
+    const list = { apiVersion: "v1", kind: "List", items: [parseManifests(POD_A, "a")[0], parseManifests(POD_B, "b")[0]] };
+    expect(parseManifests(JSON.stringify(list), "list.json").map((pod) => pod.metadata?.name)).toEqual(["a", "b"]);
+  });
+
+  test("timestamps become Dates and status is dropped", () => {
+    const text = POD_A.replace("  name: a\n", "  name: a\n  creationTimestamp: \"2024-05-01T12:00:00Z\"\n") + "status:\n  phase: Running\n";
+    const [pod] = parseManifests(text, "a.yaml");
+    expect(pod?.metadata?.creationTimestamp).toEqual(new Date("2024-05-01T12:00:00Z"));
+    expect(pod?.status).toBeUndefined();
+  });
+
+  test("bare numbers are accepted as resource quantities", () => {
+    const text = POD_A + "      resources:\n        limits: {cpu: 1, memory: 512Mi}\n";
+    expect(parseManifests(text, "a.yaml")[0]?.spec?.containers[0]?.resources?.limits).toEqual({ cpu: "1", memory: "512Mi" });
+  });
+
+  test("another kind names the document, the kind and where its pod template is", () => {
+    const deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n";
+    const err = caught(() => parseManifests(`${POD_A}---\n${deployment}`, "app.yaml"));
+    expect(err).toBeInstanceOf(VksError);
+    const vksError = err as VksError;
+    expect(vksError.message).toBe("app.yaml: document 2 (line 10) is a Deployment; vks runs Pods only");
+    expect(vksError.hint).toContain("spec.template");
+    expect(vksError.exitCode).toBe(ExitCode.invalidInput);
+  });
+
+  test("kinds without a pod template and missing kinds", () => {
+    expect(() => parseManifests("apiVersion: v1\nkind: Service\n", "s.yaml")).toThrow("document 1 (line 1) is a Service; vks runs Pods only");
+    expect(() => parseManifests("apiVersion: v1\nkind: Endpoints\n", "s.yaml")).toThrow("is an Endpoints");
+    expect(() => parseManifests("apiVersion: v1\nmetadata: {name: x}\n", "s.yaml")).toThrow("document 1 (line 1) has no kind");
+    expect(() => parseManifests("- a\n- b\n", "s.yaml")).toThrow("document 1 (line 1) is not a mapping");
+  });
+
+  test("a Pod with the wrong apiVersion", () => {
+    expect(() => parseManifests(POD_A.replace("apiVersion: v1", "apiVersion: apps/v1"), "a.yaml")).toThrow(
+      'a Pod has apiVersion v1, not "apps/v1"',
+    );
+  });
+
+  test("YAML errors carry line and column", () => {
+    const err = caught(() => parseManifests(`${POD_A}---\nkind: Pod\nmetadata: {name: [x\n`, "bad.yaml")) as VksError;
+    expect(err).toBeInstanceOf(VksError);
+    expect(err.exitCode).toBe(ExitCode.invalidInput);
+    expect(err.message).toMatch(/^bad\.yaml: invalid YAML:\nbad\.yaml:12:\d+: /);
+  });
+
+  test("duplicate keys are YAML errors", () => {
+    expect(() => parseManifests(POD_A + "metadata:\n  name: again\n", "dup.yaml")).toThrow(/dup\.yaml:9:1: Map keys must be unique/);
+  });
+
+  test("unknown fields anywhere are errors, like a strict API server, with suggestions", () => {
+    const text = `apiVersion: v1
+kind: Pod
+metadata:
+  name: typo
+  lables: {a: b}
+spec:
+  containers:
+    - name: main
+      image: /bin/sleep
+      comand: [sleep]
+      env:
+        - name: A
+          vaule: x
+  restartpolicy: Never
+bogus: true
+`;
+    const err = caught(() => parseManifests(text, "typo.yaml"));
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).source).toBe("typo.yaml");
+    expect((err as ValidationError).problems).toEqual([
+      { path: "metadata.lables", message: 'unknown field (did you mean "labels"?)' },
+      { path: "spec.containers[0].comand", message: 'unknown field (did you mean "command"?)' },
+      { path: "spec.containers[0].env[0].vaule", message: 'unknown field (did you mean "value"?)' },
+      { path: "spec.restartpolicy", message: 'unknown field (did you mean "restartPolicy"?)' },
+      { path: "bogus", message: "unknown field" },
+    ]);
+  });
+
+  test("values of the wrong kind are errors located by path", () => {
+    const text = `apiVersion: v1
+kind: Pod
+metadata:
+  name: types
+  labels: {version: 2}
+spec:
+  terminationGracePeriodSeconds: 1.5
+  containers:
+    - name: main
+      image: /bin/sleep
+      args: "infinity"
+      env:
+        - name: PORT
+          value: 8080
+      tty: "yes"
+`;
+    const err = caught(() => parseManifests(`${POD_A}---\n${text}`, "types.yaml")) as ValidationError;
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.source).toBe("types.yaml (document 2)");
+    expect(err.problems).toEqual([
+      { path: "metadata.labels[version]", message: 'must be a string, not the number 2; quote it: "2"' },
+      { path: "spec.terminationGracePeriodSeconds", message: "must be an integer, not the number 1.5" },
+      { path: "spec.containers[0].args", message: 'must be a list, not the string "infinity"' },
+      { path: "spec.containers[0].env[0].value", message: 'must be a string, not the number 8080; quote it: "8080"' },
+      { path: "spec.containers[0].tty", message: 'must be true or false, not the string "yes"' },
+    ]);
+  });
+
+  test("a bad timestamp", () => {
+    const text = POD_A.replace("  name: a\n", "  name: a\n  creationTimestamp: yesterday\n");
+    expect(() => parseManifests(text, "a.yaml")).toThrow("metadata.creationTimestamp: must be an RFC 3339 timestamp");
+  });
+
+  test("null means absent", () => {
+    const [pod] = parseManifests(POD_A + "      args:\n      command: null\n", "a.yaml");
+    expect(pod?.spec?.containers[0]?.args).toBeUndefined();
+    expect(pod?.spec?.containers[0]?.command).toBeUndefined();
+  });
+});
