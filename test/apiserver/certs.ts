@@ -1,0 +1,115 @@
+// A private PKI made with openssl at test time: a CA, a serving certificate for 127.0.0.1/localhost,
+// and client certificates whose subject carries the identity (CN = user, O = groups), exactly as the
+// real client-certificate authenticator reads it. Runs under both Bun and Node.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export type KeyAlgorithm = "ec" | "rsa";
+
+export interface KeyPairFiles {
+  certPath: string;
+  keyPath: string;
+}
+
+export interface ClientIdentity {
+  /** Becomes the user name. */
+  commonName: string;
+  /** Become the groups. */
+  organizations?: string[];
+  keyAlgorithm?: KeyAlgorithm;
+}
+
+export interface TestPki {
+  dir: string;
+  ca: KeyPairFiles;
+  server: KeyPairFiles;
+  /** Client certificate of the node `nodeName`: CN=system:node:<nodeName>, O=system:nodes. */
+  node: KeyPairFiles;
+  /** Client certificate of a cluster admin: CN=vks-test-admin, O=system:masters. */
+  admin: KeyPairFiles;
+}
+
+function openssl(args: string[]): void {
+  execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+function generateKey(keyPath: string, algorithm: KeyAlgorithm): void {
+  if (algorithm === "ec") openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", keyPath]);
+  else openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", keyPath]);
+}
+
+function subjectOf(commonName: string, organizations: readonly string[]): string {
+  const escape = (value: string): string => value.replace(/[/\\+,=]/g, (char) => `\\${char}`);
+  return `${organizations.map((organization) => `/O=${escape(organization)}`).join("")}/CN=${escape(commonName)}`;
+}
+
+export function createCertificateAuthority(dir: string, stem = "ca"): KeyPairFiles {
+  mkdirSync(dir, { recursive: true });
+  const files = { certPath: join(dir, `${stem}.crt`), keyPath: join(dir, `${stem}.key`) };
+  generateKey(files.keyPath, "ec");
+  openssl([
+    "req", "-x509", "-new", "-key", files.keyPath, "-out", files.certPath, "-days", "3650",
+    "-subj", `/CN=vks-test-${stem}`,
+    "-addext", "basicConstraints=critical,CA:TRUE",
+    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  return files;
+}
+
+function issue(ca: KeyPairFiles, dir: string, stem: string, subject: string, extensions: string, algorithm: KeyAlgorithm): KeyPairFiles {
+  const files = { certPath: join(dir, `${stem}.crt`), keyPath: join(dir, `${stem}.key`) };
+  const requestPath = join(dir, `${stem}.csr`);
+  const extensionsPath = join(dir, `${stem}.ext`);
+  generateKey(files.keyPath, algorithm);
+  openssl(["req", "-new", "-key", files.keyPath, "-out", requestPath, "-subj", subject]);
+  writeFileSync(extensionsPath, extensions);
+  openssl([
+    "x509", "-req", "-in", requestPath, "-CA", ca.certPath, "-CAkey", ca.keyPath,
+    "-set_serial", `0x${randomBytes(8).toString("hex")}`, "-days", "365", "-sha256",
+    "-extfile", extensionsPath, "-out", files.certPath,
+  ]);
+  rmSync(requestPath);
+  rmSync(extensionsPath);
+  return files;
+}
+
+export function issueServerCertificate(ca: KeyPairFiles, dir: string, hosts: readonly string[] = ["127.0.0.1", "localhost"]): KeyPairFiles {
+  const alternativeNames = hosts.map((host) => (/^[\d.]+$|:/.test(host) ? `IP:${host}` : `DNS:${host}`)).join(",");
+  return issue(
+    ca,
+    dir,
+    "server",
+    "/CN=vks-test-apiserver",
+    `subjectAltName=${alternativeNames}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`,
+    "ec",
+  );
+}
+
+export function issueClientCertificate(ca: KeyPairFiles, dir: string, stem: string, identity: ClientIdentity): KeyPairFiles {
+  return issue(
+    ca,
+    dir,
+    stem,
+    subjectOf(identity.commonName, identity.organizations ?? []),
+    "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n",
+    identity.keyAlgorithm ?? "ec",
+  );
+}
+
+/** Creates the standard PKI in `dir`, or reuses what an earlier call left there. */
+export function ensureTestPki(dir: string, nodeName: string): TestPki {
+  mkdirSync(dir, { recursive: true });
+  const existing = (stem: string): KeyPairFiles | undefined => {
+    const files = { certPath: join(dir, `${stem}.crt`), keyPath: join(dir, `${stem}.key`) };
+    return existsSync(files.certPath) && existsSync(files.keyPath) ? files : undefined;
+  };
+  const ca = existing("ca") ?? createCertificateAuthority(dir);
+  const server = existing("server") ?? issueServerCertificate(ca, dir);
+  const node =
+    existing("node") ?? issueClientCertificate(ca, dir, "node", { commonName: `system:node:${nodeName}`, organizations: ["system:nodes"] });
+  const admin =
+    existing("admin") ?? issueClientCertificate(ca, dir, "admin", { commonName: "vks-test-admin", organizations: ["system:masters"] });
+  return { dir, ca, server, node, admin };
+}

@@ -1,0 +1,81 @@
+// Turns a request's method and path into what is being asked, following the apiserver's RequestInfo
+// rules (including `/namespaces/{name}` naming the namespace itself and the legacy `/watch/` prefix).
+
+export interface ResourceRequest {
+  kind: "resource";
+  verb: string;
+  group: string;
+  version: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+}
+
+export interface NonResourceRequest {
+  kind: "nonResource";
+  path: string;
+}
+
+export type RequestInfo = ResourceRequest | NonResourceRequest;
+
+const namespaceSubresources = new Set(["status", "finalize"]);
+
+function isWatchParameter(value: string | null): boolean {
+  return value === "true" || value === "1";
+}
+
+export function parseRequest(method: string, url: URL): RequestInfo {
+  const segments = url.pathname.split("/").filter((segment) => segment !== "");
+  let group: string;
+  let version: string;
+  let rest: string[];
+  if (segments[0] === "api" && segments.length >= 3) {
+    group = "";
+    version = segments[1] ?? "";
+    rest = segments.slice(2);
+  } else if (segments[0] === "apis" && segments.length >= 4) {
+    group = segments[1] ?? "";
+    version = segments[2] ?? "";
+    rest = segments.slice(3);
+  } else {
+    return { kind: "nonResource", path: url.pathname };
+  }
+
+  let legacyWatch = false;
+  if (rest[0] === "watch") {
+    legacyWatch = true;
+    rest = rest.slice(1);
+  }
+  let namespace = "";
+  if (rest[0] === "namespaces" && rest.length > 1) {
+    namespace = rest[1] ?? "";
+    if (rest.length > 2 && !namespaceSubresources.has(rest[2] ?? "")) rest = rest.slice(2);
+  }
+  const [resource = "", name = "", subresource = "", ...extra] = rest;
+  if (resource === "" || extra.length > 0) return { kind: "nonResource", path: url.pathname };
+
+  let verb: string;
+  switch (method) {
+    case "GET":
+    case "HEAD":
+      if (legacyWatch || isWatchParameter(url.searchParams.get("watch"))) verb = "watch";
+      else verb = name === "" ? "list" : "get";
+      break;
+    case "POST":
+      verb = "create";
+      break;
+    case "PUT":
+      verb = "update";
+      break;
+    case "PATCH":
+      verb = "patch";
+      break;
+    case "DELETE":
+      verb = name === "" ? "deletecollection" : "delete";
+      break;
+    default:
+      verb = method.toLowerCase();
+  }
+  return { kind: "resource", verb, group, version, resource, subresource, namespace, name };
+}
