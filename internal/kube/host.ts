@@ -4,7 +4,6 @@
  */
 import { readFileSync, readdirSync, statfsSync } from "node:fs";
 import { arch, availableParallelism, hostname, networkInterfaces, release } from "node:os";
-import { errorMessage } from "../errors.ts";
 
 export interface HostFacts {
   hostname: string;
@@ -131,8 +130,4 @@ export function detectNodeIP(): string | undefined {
     if (ipv4) return ipv4.address;
   }
   return undefined;
-}
-
-export function describeReadingFailure(err: unknown): string {
-  return `cannot read host state: ${errorMessage(err)}`;
 }

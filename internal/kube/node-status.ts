@@ -171,11 +171,13 @@ export function mergeNodeConditions(existing: V1NodeCondition[] | undefined, obs
   return [...own, ...(existing ?? []).filter((c) => !ownTypes.has(c.type))];
 }
 
-/** Whether two condition lists say the same thing (ignoring heartbeats), so an unchanged status can wait. */
-export function sameConditions(a: V1NodeCondition[] | undefined, b: V1NodeCondition[] | undefined): boolean {
-  const key = (list: V1NodeCondition[] | undefined) =>
-    JSON.stringify((list ?? []).map((c) => [c.type, c.status, c.reason ?? "", c.message ?? ""]).sort());
-  return key(a) === key(b);
+/**
+ * Whether `current` already says what `observed` says (status and reason of each observed type), so an
+ * unchanged status can wait for the next report. Messages carry readings and change all the time.
+ */
+export function sameConditions(current: V1NodeCondition[] | undefined, observed: V1NodeCondition[]): boolean {
+  const byType = new Map((current ?? []).map((c) => [c.type, c]));
+  return observed.every((c) => byType.get(c.type)?.status === c.status && byType.get(c.type)?.reason === c.reason);
 }
 
 /** The Node object as first created: metadata and spec; status is written through the status subresource. */

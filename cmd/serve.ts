@@ -1,0 +1,57 @@
+import { defineCommand } from "citty";
+import { managerArgs, scopeFromArgs } from "../internal/cli/flags.ts";
+import { parseAptSources, parsePositiveInt } from "../internal/cli/parse.ts";
+import { parseLogModeSetting } from "../internal/logs/logs.ts";
+
+export default defineCommand({
+  meta: {
+    name: "serve",
+    description: `Run this host as a Kubernetes node (a virtual kubelet): pods the cluster schedules here run as systemd units.
+
+Examples:
+  vks serve --kubeconfig ~/.rancher/k3s/server/cred/admin.kubeconfig --enable-node-lease --disable-taint
+  vks serve --nodename edge-1 --node-ip 10.0.0.5     # kubeconfig from $KUBECONFIG or ~/.kube/config`,
+  },
+  args: {
+    kubeconfig: { type: "string", description: "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)" },
+    nodename: { type: "string", description: "Node name (default: this host's name)" },
+    "node-ip": { type: "string", description: "The node's InternalIP (default: the address of the default route's interface)" },
+    "node-external-ip": { type: "string", description: "The node's ExternalIP, if it has one" },
+    port: { type: "string", description: "Port reported as the kubelet endpoint", default: "10250" },
+    "max-pods": { type: "string", description: "Pods this node accepts (its pods capacity)", default: "110" },
+    "disable-taint": { type: "boolean", description: "Do not taint the node virtual-kubelet.io/provider=vks:NoSchedule", default: false },
+    "enable-node-lease": { type: "boolean", description: "Accepted for compatibility: vks always renews a node lease", default: true },
+    "node-lease-duration-seconds": { type: "string", description: "Lease duration; renewed every quarter of it", default: "40" },
+    "node-status-update-frequency": { type: "string", description: "Seconds between node condition checks", default: "10" },
+    "startup-timeout": { type: "string", description: "Seconds to wait for the API server at start", default: "60" },
+    "log-mode": { type: "string", description: "Where container output goes: auto, journal, file", default: "auto" },
+    "apt-source": { type: "string", description: "APT source for images named host/package: host=<deb line> (repeatable)" },
+    ...managerArgs,
+  },
+  async run({ args, rawArgs }) {
+    const { serve } = await import("../internal/kube/serve.ts");
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    await serve(
+      {
+        kubeconfig: args.kubeconfig,
+        nodeName: args.nodename,
+        nodeIP: args["node-ip"],
+        externalIP: args["node-external-ip"],
+        port: parsePositiveInt(args.port, "--port"),
+        maxPods: parsePositiveInt(args["max-pods"], "--max-pods"),
+        taint: !args["disable-taint"],
+        scope: scopeFromArgs(args),
+        stateDir: args["state-dir"],
+        logMode: parseLogModeSetting(args["log-mode"]),
+        aptSources: parseAptSources(rawArgs),
+        leaseDurationSeconds: parsePositiveInt(args["node-lease-duration-seconds"], "--node-lease-duration-seconds"),
+        statusUpdateSeconds: parsePositiveInt(args["node-status-update-frequency"], "--node-status-update-frequency"),
+        startupTimeoutSeconds: parsePositiveInt(args["startup-timeout"], "--startup-timeout"),
+      },
+      stop.signal,
+    );
+  },
+});

@@ -1,0 +1,88 @@
+/**
+ * Lifecycle events (Pulling, Started, Killing, …) as core/v1 Events, shaped like the kubelet's so that
+ * `kubectl describe pod` and `kubectl get events` show them. Events are best effort: they are sent in the
+ * background with bounded concurrency and dropped (with a warning) rather than allowed to pile up while
+ * the API server is away.
+ */
+import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
+import type { PodEvent } from "../pod/provider.ts";
+import type { KubeApiError } from "./api-error.ts";
+import type { KubeClient } from "./client.ts";
+
+const MAX_IN_FLIGHT = 4;
+const MAX_QUEUED = 1000;
+
+export const EVENT_SOURCE_COMPONENT = "vks";
+
+/** The Event the kubelet would record for `event` on `pod`. */
+export function podEventObject(pod: V1Pod, event: PodEvent, nodeName: string, now: Date, sequence: number): CoreV1Event {
+  const namespace = pod.metadata?.namespace || "default";
+  const podName = pod.metadata?.name ?? "";
+  // The kubelet names events <object>.<hex nanoseconds>; the sequence keeps two in one millisecond apart.
+  const nanos = BigInt(now.getTime()) * 1_000_000n + BigInt(sequence % 1_000_000);
+  return {
+    apiVersion: "v1",
+    kind: "Event",
+    metadata: { name: `${podName}.${nanos.toString(16)}`, namespace },
+    involvedObject: {
+      apiVersion: "v1",
+      kind: "Pod",
+      namespace,
+      name: podName,
+      uid: pod.metadata?.uid,
+      ...(event.container === undefined ? {} : { fieldPath: `spec.containers{${event.container}}` }),
+    },
+    type: event.type,
+    reason: event.reason,
+    message: event.message,
+    source: { component: EVENT_SOURCE_COMPONENT, host: nodeName },
+    reportingComponent: EVENT_SOURCE_COMPONENT,
+    reportingInstance: nodeName,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  };
+}
+
+export class EventRecorder {
+  private readonly queue: CoreV1Event[] = [];
+  private inFlight = 0;
+  private sequence = 0;
+  private dropped = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly nodeName: string,
+    private readonly hooks: { onError?(err: KubeApiError): void; onDropped?(count: number): void } = {},
+  ) {}
+
+  record(pod: V1Pod, event: PodEvent): void {
+    if (this.stopped) return;
+    if (this.queue.length >= MAX_QUEUED) {
+      this.queue.shift();
+      if (++this.dropped % 100 === 1) this.hooks.onDropped?.(this.dropped);
+    }
+    this.queue.push(podEventObject(pod, event, this.nodeName, new Date(), this.sequence++));
+    this.pump();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const event = this.queue.shift() as CoreV1Event;
+      this.inFlight++;
+      this.client
+        .createEvent(event)
+        .catch((err: KubeApiError) => this.hooks.onError?.(err))
+        .finally(() => {
+          this.inFlight--;
+          this.pump();
+        });
+    }
+  }
+}

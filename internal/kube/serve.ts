@@ -1,0 +1,251 @@
+/**
+ * `vks serve`: this host as a Kubernetes node. Wires the pieces together in the order a restart needs:
+ * reach the API server, register the node and start the lease, list this node's pods, let the engine
+ * adopt what already runs (nothing is restarted), then follow the watch. Pods keep running whatever
+ * happens to the API server or to vks itself; vks catches up when it can.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { consola } from "consola";
+import { version } from "../../package.json";
+import type { ManagerScope } from "../cli/flags.ts";
+import { ExitCode, VksError, errorMessage } from "../errors.ts";
+import type { LogModeSetting } from "../logs/logs.ts";
+import type { PodProvider } from "../pod/provider.ts";
+import { isAccessDenied } from "./api-error.ts";
+import { Backoff, sleep } from "./backoff.ts";
+import { KubeClient } from "./client.ts";
+import { EventRecorder } from "./events.ts";
+import { detectNodeIP, readHostFacts } from "./host.ts";
+import { loadKubeConfig } from "./kubeconfig.ts";
+import { NodeLease } from "./lease.ts";
+import { NodeController, type NodeRuntime } from "./node-controller.ts";
+import { NodePodCache, checkNodeName, defaultNodeName, podKeyOf } from "./node-pods.ts";
+import type { NodeSettings } from "./node-status.ts";
+import { PodController } from "./pod-controller.ts";
+import { PodStatusWriter } from "./pod-status-writer.ts";
+
+/** The Kubernetes version vks speaks; nodeInfo.kubeletVersion is this with vks' own version appended. */
+export const KUBERNETES_VERSION = "v1.31.0";
+export const KUBELET_VERSION = `${KUBERNETES_VERSION}-vks-${version}`;
+
+/** What serve needs from the pod engine beyond the PodProvider seam. */
+export interface ServeProvider extends PodProvider, NodeRuntime {
+  /** Adopts running units of `desired`, creates missing ones, removes everything else vks runs. */
+  reconcile(desired: V1Pod[]): Promise<void>;
+  close(): Promise<void>;
+  /** Where pod records and logs live (the node's ephemeral storage). */
+  readonly stateDir: string;
+}
+
+export interface ServeOptions {
+  kubeconfig?: string;
+  nodeName?: string;
+  nodeIP?: string;
+  externalIP?: string;
+  port: number;
+  maxPods: number;
+  taint: boolean;
+  scope: ManagerScope;
+  stateDir?: string;
+  logMode?: LogModeSetting;
+  aptSources?: Record<string, string>;
+  leaseDurationSeconds: number;
+  statusUpdateSeconds: number;
+  /** How long to wait for the API server at start before giving up. */
+  startupTimeoutSeconds: number;
+  /** Opens the pod engine; tests substitute a fake. */
+  openProvider?: (hostIP: string) => Promise<ServeProvider>;
+}
+
+/** Status is written when it changes, and at least this often so readings stay current. */
+const NODE_STATUS_REPORT_MS = 60_000;
+const POD_SYNC_CONCURRENCY = 16;
+const SHUTDOWN_DRAIN_MS = 10_000;
+
+/** Logs a failing channel once (and again if the failure changes), and its recovery once. */
+class TroubleLog {
+  private readonly failing = new Map<string, string>();
+
+  failed(channel: string, err: unknown, consequence: string): void {
+    const message = errorMessage(err);
+    if (this.failing.get(channel) === message) return;
+    this.failing.set(channel, message);
+    consola.warn(`${channel}: ${message}; ${consequence}`);
+    const hint = err instanceof VksError ? err.hint : undefined;
+    if (hint && isAccessDenied(err)) consola.info(`hint: ${hint}`);
+  }
+
+  recovered(channel: string, message: string): void {
+    if (this.failing.delete(channel)) consola.info(`${channel}: ${message}`);
+  }
+}
+
+async function openPodEngine(options: ServeOptions, hostIP: string): Promise<ServeProvider> {
+  const { PodEngine } = await import("../pod/engine.ts");
+  return PodEngine.open({ scope: options.scope, stateDir: options.stateDir, hostIP, logMode: options.logMode, aptSources: options.aptSources });
+}
+
+/**
+ * Waits until the API server answers a request vks needs anyway (reading its node). Credentials and
+ * permission problems fail at once; an unreachable server is retried until `timeoutSeconds`.
+ */
+async function waitForApiServer(client: KubeClient, nodeName: string, timeoutSeconds: number, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const backoff = new Backoff({ initialMs: 500, maxMs: 5000 });
+  for (;;) {
+    try {
+      await client.getNode(nodeName);
+      return;
+    } catch (err) {
+      if (isAccessDenied(err) || signal.aborted || Date.now() >= deadline) throw err;
+      if (backoff.failures === 0) consola.warn(`${errorMessage(err)}; retrying for up to ${timeoutSeconds}s`);
+      await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())), signal);
+    }
+  }
+}
+
+/**
+ * The pods handed to the engine at start: each with its env sources resolved. A pod whose sources cannot
+ * be resolved right now keeps the copy the engine already runs (so it is adopted, not removed) or, when
+ * the engine has none, is left to the pod controller, which reports the problem and retries.
+ */
+async function desiredAtStart(pods: V1Pod[], provider: ServeProvider, controller: PodController): Promise<V1Pod[]> {
+  const desired: V1Pod[] = [];
+  for (const pod of pods) {
+    const finished = pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+    if (finished || pod.metadata?.deletionTimestamp) {
+      desired.push(pod);
+      continue;
+    }
+    try {
+      desired.push((await controller.resolveEnv(pod)).pod);
+    } catch {
+      const running = await provider.getPod(pod.metadata?.namespace || "default", pod.metadata?.name ?? "");
+      if (running !== undefined && running.metadata?.uid === pod.metadata?.uid) desired.push({ ...pod, spec: running.spec });
+    }
+  }
+  return desired;
+}
+
+export async function serve(options: ServeOptions, signal: AbortSignal): Promise<void> {
+  const kube = loadKubeConfig(options.kubeconfig);
+  const nodeName = checkNodeName(options.nodeName ?? defaultNodeName());
+  const client = new KubeClient(kube.config, kube.server);
+  consola.info(`vks ${version}: node ${nodeName}, API server ${kube.server} (kubeconfig: ${kube.source})`);
+  await waitForApiServer(client, nodeName, options.startupTimeoutSeconds, signal);
+  if (signal.aborted) return;
+
+  const facts = readHostFacts();
+  const nodeIP = options.nodeIP ?? detectNodeIP();
+  if (nodeIP === undefined) {
+    throw new VksError("cannot tell this host's IP address (no non-loopback IPv4 address)", {
+      exitCode: ExitCode.usage,
+      hint: "pass --node-ip with the address other nodes reach this host on",
+    });
+  }
+  const provider = await (options.openProvider ?? ((ip) => openPodEngine(options, ip)))(nodeIP);
+  const trouble = new TroubleLog();
+  try {
+    const settings: NodeSettings = {
+      name: nodeName,
+      internalIP: nodeIP,
+      externalIP: options.externalIP,
+      port: options.port,
+      maxPods: options.maxPods,
+      taint: options.taint,
+      kubeletVersion: KUBELET_VERSION,
+    };
+    const node = new NodeController(
+      client,
+      provider,
+      settings,
+      facts,
+      { statusIntervalMs: options.statusUpdateSeconds * 1000, reportIntervalMs: NODE_STATUS_REPORT_MS, stateDir: provider.stateDir },
+      {
+        onRegistered: (_node, created) => consola.success(`node ${nodeName} ${created ? "registered" : "updated"}`),
+        onStatusWritten: () => trouble.recovered("node status", "written again"),
+        onError: (err) => trouble.failed("node status", err, "retrying"),
+      },
+    );
+    await node.register();
+
+    const lease = new NodeLease(client, nodeName, options.leaseDurationSeconds, () => node.reference(), {
+      onRenewed: () => trouble.recovered("node lease", "renewed again"),
+      onError: (err) => trouble.failed("node lease", err, "retrying (the node turns NotReady if this lasts)"),
+    });
+    const running: Promise<void>[] = [lease.run(signal)];
+
+    // Assigned below; the cache's handlers only fire once the controller exists.
+    let controller: PodController | undefined;
+    let statusWriter: PodStatusWriter | undefined;
+    const resync = async (pods: V1Pod[]) => {
+      const keys = new Set(pods.map(podKeyOf));
+      for (const pod of await provider.listPods()) {
+        keys.add(podKeyOf(pod));
+        statusWriter?.push(pod);
+      }
+      for (const key of keys) controller?.enqueue(key);
+      statusWriter?.retryNow();
+    };
+    const cache = new NodePodCache(client, nodeName, {
+      onUpsert: (pod) => controller?.enqueue(podKeyOf(pod)),
+      onDelete: (pod) => controller?.enqueue(podKeyOf(pod)),
+      onResync: (pods) => {
+        resync(pods).catch((err) => trouble.failed("resync", err, "pods are synced as their events arrive"));
+      },
+      onConnectivity: (connected, err) => {
+        if (connected) trouble.recovered("pod watch", "API server reachable again; resyncing pods");
+        else trouble.failed("pod watch", err, "running pods keep running; retrying with back-off");
+      },
+    });
+    statusWriter = new PodStatusWriter(client, cache, {
+      onWritten: (pod, queuedAt) => {
+        trouble.recovered("pod status", "written again");
+        consola.debug(`status of ${podKeyOf(pod)} (${pod.status?.phase ?? "?"}) written ${(performance.now() - queuedAt).toFixed(1)}ms after the engine reported it`);
+      },
+      onError: (pod, err) => trouble.failed("pod status", err, `will retry writing ${podKeyOf(pod)}`),
+    });
+    const events = new EventRecorder(client, nodeName, {
+      onError: (err) => trouble.failed("events", err, "events are best effort"),
+      onDropped: (count) => consola.warn(`events: ${count} dropped while the API server was unreachable`),
+    });
+    controller = new PodController(
+      client,
+      provider,
+      cache,
+      statusWriter,
+      events,
+      { concurrency: POD_SYNC_CONCURRENCY, hostIP: nodeIP },
+      {
+        onCreated: (pod) => consola.info(`pod ${podKeyOf(pod)} created`),
+        onDeleted: (pod) => consola.info(`pod ${podKeyOf(pod)} removed`),
+        onSyncError: (key, err, retryInMs) => consola.warn(`pod ${key}: ${errorMessage(err)} (retrying in ${(retryInMs / 1000).toFixed(1)}s)`),
+      },
+    );
+    const writer = statusWriter;
+    provider.notifyPods((pod) => writer.push(pod));
+    provider.notifyEvents((pod, event) => events.record(pod, event));
+
+    const pods = await cache.relist();
+    try {
+      await provider.reconcile(await desiredAtStart(pods, provider, controller));
+    } catch (err) {
+      // The controller syncs every pod next anyway, with retries; a pod that failed here is not lost.
+      consola.warn(`reconciling the pods already on this host: ${errorMessage(err)}`);
+    }
+    controller.start();
+    await resync(pods);
+    consola.success(`serving node ${nodeName}: ${pods.length} pod(s) assigned`);
+
+    running.push(cache.run(signal), node.run(signal));
+    await Promise.all(running);
+
+    controller.stop();
+    await Promise.race([controller.idle(), sleep(SHUTDOWN_DRAIN_MS)]);
+    statusWriter.stop();
+    events.stop();
+    consola.info("stopped; pods keep running and are adopted when vks starts again");
+  } finally {
+    await provider.close();
+  }
+}
