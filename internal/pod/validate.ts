@@ -296,7 +296,7 @@ export function podWarnings(pod: V1Pod): FieldProblem[] {
   const warnings = new Problems();
   const spec = pod.spec;
   if (spec === undefined) return warnings.list;
-  spec.containers.forEach((container, index) => {
+  (spec.containers ?? []).forEach((container, index) => {
     const path = `spec.containers[${index}]`;
     for (const probe of PROBES) {
       if (container[probe] !== undefined) {
