@@ -63,6 +63,8 @@ export class DbusErrorReply extends SystemdError {
 
 export interface BusConnectOptions {
   scope: BusScope;
+  /** Overrides the address found from the environment (see busAddressFor). */
+  busAddress?: string;
   connectTimeoutMs?: number;
   callTimeoutMs?: number;
   maxCallsInFlight?: number;
@@ -117,7 +119,7 @@ export class BusConnection {
   }
 
   static async open(options: BusConnectOptions): Promise<BusConnection> {
-    const address = busAddressFor(options.scope);
+    const address = options.busAddress ?? busAddressFor(options.scope);
     const busName = options.scope === "user" ? "user (session) bus" : "system bus";
     let bus: MessageBus;
     try {

@@ -56,6 +56,8 @@ const SYSTEMD_RETURN_GRACE_MS = 30_000;
 
 export interface SystemdConnectOptions {
   scope: BusScope;
+  /** Overrides DBUS_SESSION_BUS_ADDRESS / DBUS_SYSTEM_BUS_ADDRESS. */
+  busAddress?: string;
   /** Bounds the bus handshake and systemd's first answer. */
   connectTimeoutMs?: number;
   callTimeoutMs?: number;
@@ -408,10 +410,27 @@ export class SystemdManager {
       });
     } else if (signal.member === "UnitRemoved") {
       const unitName = expectString(signal.body[0], "UnitRemoved unit");
-      if (!isVksService(unitName)) return;
-      this.cache.forget(unitName);
-      this.emit(this.removedListeners, unitName);
+      if (isVksService(unitName)) this.confirmRemoved(unitName);
     }
+  }
+
+  /**
+   * daemon-reload and daemon-reexec send UnitRemoved for every unit, running ones included, and load
+   * them again straight away. systemd answers calls only after a reload has finished, so asking for the
+   * unit tells a real removal from a reload.
+   */
+  private confirmRemoved(unitName: string): void {
+    this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] }).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!isDbusError(err, DBUS_ERROR.noSuchUnit)) {
+          if (!this.closed) this.reportError(`cannot confirm the removal of ${unitName}: ${errorMessage(err)}`, err);
+          return;
+        }
+        this.cache.forget(unitName);
+        this.emit(this.removedListeners, unitName);
+      },
+    );
   }
 
   private handleOwnerChange(signal: BusSignal): void {

@@ -45,6 +45,7 @@ interface CacheEntry {
   /** Interfaces with a fetch in flight, each with the signals received for it since the fetch was sent. */
   fetching: Map<StateInterface, SignalRecord[]>;
   lastReported: UnitState | undefined;
+  reportScheduled: boolean;
 }
 
 function sameState(a: UnitState, b: UnitState): boolean {
@@ -99,7 +100,7 @@ export class UnitStateCache {
   private entryFor(unitName: string): CacheEntry {
     let entry = this.entries.get(unitName);
     if (!entry) {
-      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined };
+      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined, reportScheduled: false };
       this.entries.set(unitName, entry);
     }
     return entry;
@@ -107,11 +108,8 @@ export class UnitStateCache {
 
   /** Reports the state if it is complete and new, else fetches what is missing. */
   private settle(unitName: string, entry: CacheEntry): void {
-    const complete = completeState(entry.state);
-    if (complete) {
-      if (entry.lastReported && sameState(entry.lastReported, complete)) return;
-      entry.lastReported = complete;
-      this.hooks.changed(complete);
+    if (completeState(entry.state)) {
+      this.scheduleReport(unitName, entry);
       return;
     }
     const missingByInterface = new Map<StateInterface, string[]>();
@@ -124,37 +122,60 @@ export class UnitStateCache {
     for (const [iface, properties] of missingByInterface) this.startFetch(unitName, entry, iface, properties);
   }
 
+  /**
+   * systemd sends a change as two signals, Unit then Service (or the reverse), back to back. Reporting
+   * after the current batch of messages has been read gives one coherent state instead of a half-updated
+   * one in between.
+   */
+  private scheduleReport(unitName: string, entry: CacheEntry): void {
+    if (entry.reportScheduled) return;
+    entry.reportScheduled = true;
+    setImmediate(() => {
+      entry.reportScheduled = false;
+      if (this.entries.get(unitName) !== entry) return;
+      const complete = completeState(entry.state);
+      if (!complete || (entry.lastReported && sameState(entry.lastReported, complete))) return;
+      entry.lastReported = complete;
+      this.hooks.changed(complete);
+    });
+  }
+
   private startFetch(unitName: string, entry: CacheEntry, iface: StateInterface, properties: string[]): void {
     const signalsSinceSent: SignalRecord[] = [];
     entry.fetching.set(iface, signalsSinceSent);
-    this.hooks.fetch(unitName, iface, properties).then(
-      (replies) => {
-        if (this.entries.get(unitName) !== entry) return;
-        entry.fetching.delete(iface);
-        let learned = 0;
-        for (const reply of replies) {
-          for (const [property, value] of reply.values) {
-            const source = fieldSourceOf(iface, property);
-            if (!source) continue;
-            // A signal that arrived after this reply already holds a newer value (or knows it is stale).
-            const overtaken = signalsSinceSent.some((s) => s.sequence > reply.sequence && s.properties.has(property));
-            if (!overtaken) source.assign(entry.state, value);
-            learned++;
-          }
+    void this.fetchInto(unitName, entry, iface, properties, signalsSinceSent);
+  }
+
+  private async fetchInto(
+    unitName: string,
+    entry: CacheEntry,
+    iface: StateInterface,
+    properties: string[],
+    signalsSinceSent: SignalRecord[],
+  ): Promise<void> {
+    let learned = 0;
+    try {
+      const replies = await this.hooks.fetch(unitName, iface, properties);
+      if (this.entries.get(unitName) !== entry) return;
+      for (const reply of replies) {
+        for (const [property, value] of reply.values) {
+          const source = fieldSourceOf(iface, property);
+          if (!source) continue;
+          // A signal that arrived after this reply already holds a newer value (or knows it is stale).
+          const overtaken = signalsSinceSent.some((s) => s.sequence > reply.sequence && s.properties.has(property));
+          if (!overtaken) source.assign(entry.state, value);
+          learned++;
         }
-        // systemd answered without the properties asked for: asking again would loop, so stop here.
-        if (learned === 0) return;
-        this.settle(unitName, entry);
-      },
-      (err: unknown) => {
-        if (this.entries.get(unitName) !== entry) return;
-        entry.fetching.delete(iface);
-        if (this.hooks.isGone(err)) {
-          this.entries.delete(unitName);
-          return;
-        }
-        this.hooks.fetchFailed(unitName, err);
-      },
-    );
+      }
+    } catch (err) {
+      if (this.entries.get(unitName) !== entry) return;
+      entry.fetching.delete(iface);
+      if (this.hooks.isGone(err)) this.entries.delete(unitName);
+      else this.hooks.fetchFailed(unitName, err);
+      return;
+    }
+    entry.fetching.delete(iface);
+    // systemd answered without the properties asked for: asking again at once would only loop.
+    if (learned > 0) this.settle(unitName, entry);
   }
 }
