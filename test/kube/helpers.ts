@@ -1,0 +1,81 @@
+// Shared by the serve tests: a test API server per file, serve running in this process against a fake
+// provider, and waiting on observable state (never on fixed delays).
+import { consola } from "consola";
+import { serve, type ServeOptions, type ServeProvider } from "../../internal/kube/serve.ts";
+import type { RunningTestApiServer } from "../apiserver/client.ts";
+import type { JsonObject, JsonValue } from "../apiserver/json.ts";
+
+// Warnings stay visible (they explain failures); progress lines would drown the test output.
+consola.level = 1;
+
+export interface RunningServe {
+  stop(): Promise<void>;
+  /** Settles when serve returns or fails on its own. */
+  done: Promise<void>;
+  error(): unknown;
+}
+
+export function serveOptions(cluster: RunningTestApiServer, overrides: Partial<ServeOptions> = {}): ServeOptions {
+  return {
+    kubeconfig: cluster.kubeconfigPath,
+    nodeName: cluster.nodeName,
+    nodeIP: "10.0.0.7",
+    port: 10250,
+    maxPods: 110,
+    taint: true,
+    scope: "user",
+    leaseDurationSeconds: 4,
+    statusUpdateSeconds: 1,
+    startupTimeoutSeconds: 5,
+    ...overrides,
+  };
+}
+
+export function startServe(cluster: RunningTestApiServer, provider: ServeProvider, overrides: Partial<ServeOptions> = {}): RunningServe {
+  const abort = new AbortController();
+  let failure: unknown;
+  const done = serve({ ...serveOptions(cluster, overrides), openProvider: async () => provider }, abort.signal).catch((err: unknown) => {
+    failure = err;
+  });
+  return {
+    done,
+    error: () => failure,
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
+}
+
+/** Polls until `check` returns something other than undefined/false. */
+export async function eventually<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
+  for (let attempt = 0; attempt < 400; attempt++) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export function at(value: JsonValue | undefined, ...path: (string | number)[]): JsonValue | undefined {
+  let current: JsonValue | undefined = value;
+  for (const step of path) {
+    if (current === null || current === undefined || typeof current !== "object") return undefined;
+    current = Array.isArray(current) ? current[step as number] : (current as JsonObject)[step as string];
+  }
+  return current;
+}
+
+export function phaseOf(pod: JsonObject | undefined): string | undefined {
+  return at(pod, "status", "phase") as string | undefined;
+}
+
+export function podManifest(name: string, nodeName: string | undefined, extra: { env?: JsonValue; envFrom?: JsonValue; namespace?: string } = {}): JsonObject {
+  const container: JsonObject = { name: "main", image: "/bin/sleep", args: ["infinity"] };
+  if (extra.env !== undefined) container["env"] = extra.env;
+  if (extra.envFrom !== undefined) container["envFrom"] = extra.envFrom;
+  return {
+    metadata: { name, namespace: extra.namespace ?? "default" },
+    spec: { ...(nodeName === undefined ? {} : { nodeName }), restartPolicy: "Never", containers: [container] },
+  };
+}
