@@ -75,7 +75,8 @@ class Observer {
 
   /** [name, activeState, subState] of every loaded unit matching `pattern`. */
   async units(pattern: string): Promise<Array<[string, string, string]>> {
-    const reply = await this.bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] });
+    // Long timeout: a manager busy forking a burst of units answers nothing for seconds at a time.
+    const reply = await this.bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] }, 120_000);
     const rows = reply.body[0];
     if (!Array.isArray(rows)) throw new Error("ListUnitsByPatterns: unexpected reply");
     return rows.map((row: unknown) => {

@@ -42,8 +42,14 @@ function median(values: number[]): number {
 
 const ms = (value: number): string => `${value.toFixed(1)} ms`;
 
-async function listByPattern(bus: BusConnection, pattern: string): Promise<Array<[string, string, string]>> {
-  const reply = await bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] });
+/**
+ * Setup and cleanup calls get a long timeout: right after 1,000 starts systemd spends many seconds forking
+ * (measured: ~18 s on 2 busy cores) and answers nothing meanwhile, beyond the bus's default 25 s at times.
+ */
+const SLOW_CALL_MS = 180_000;
+
+async function listByPattern(bus: BusConnection, pattern: string, timeoutMs = SLOW_CALL_MS): Promise<Array<[string, string, string]>> {
+  const reply = await bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] }, timeoutMs);
   const rows = reply.body[0];
   if (!Array.isArray(rows)) throw new Error("ListUnitsByPatterns: unexpected reply");
   return rows.map((row: unknown) => {
@@ -72,13 +78,13 @@ async function createUnits(bus: BusConnection): Promise<void> {
           ],
           [],
         ],
-      }),
+      }, SLOW_CALL_MS),
     ),
   );
-  for (const deadline = performance.now() + 120_000; ; ) {
+  for (const deadline = performance.now() + SLOW_CALL_MS; ; ) {
     const running = (await listByPattern(bus, PATTERN)).filter(([, active, sub]) => active === "active" && sub === "running").length;
     if (running >= UNITS) return;
-    if (performance.now() > deadline) throw new Error(`only ${running}/${UNITS} bench units running after 120 s`);
+    if (performance.now() > deadline) throw new Error(`only ${running}/${UNITS} bench units running after ${SLOW_CALL_MS / 1000} s`);
     await Bun.sleep(20);
   }
 }
@@ -86,14 +92,14 @@ async function createUnits(bus: BusConnection): Promise<void> {
 async function removeUnits(bus: BusConnection): Promise<void> {
   const stop = Bun.spawn(["systemctl", "--user", "--no-pager", "stop", PATTERN], { stdout: "ignore", stderr: "inherit" });
   await stop.exited;
-  for (const deadline = performance.now() + 120_000; ; ) {
+  for (const deadline = performance.now() + SLOW_CALL_MS; ; ) {
     const left = await listByPattern(bus, PATTERN);
     if (left.length === 0) return;
     if (left.every(([, active]) => active === "failed")) {
       await Bun.spawn(["systemctl", "--user", "reset-failed", PATTERN]).exited;
       continue;
     }
-    if (performance.now() > deadline) throw new Error(`${left.length} bench units still loaded after 120 s`);
+    if (performance.now() > deadline) throw new Error(`${left.length} bench units still loaded after ${SLOW_CALL_MS / 1000} s`);
     await Bun.sleep(20);
   }
 }
