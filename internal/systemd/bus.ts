@@ -16,6 +16,11 @@ export type BusScope = "system" | "user";
 
 /** Message types as numbered by the D-Bus specification (dbus-next's typings number them from 0). */
 const MESSAGE_TYPE = { methodReturn: 2, error: 3, signal: 4 } as const;
+/**
+ * Without it a bus whose systemd is gone would try to start one from its activation files (and answer
+ * with the failure of that, not with "no such name").
+ */
+const FLAG_NO_AUTO_START = 2;
 
 const BUS_DAEMON = { destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus" };
 
@@ -205,6 +210,7 @@ export class BusConnection {
         member: call.member,
         signature: call.signature ?? "",
         body: call.body ?? [],
+        flags: FLAG_NO_AUTO_START,
       });
       try {
         this.bus.send(message);

@@ -54,6 +54,12 @@ const DBUS_ERROR = {
  */
 const SYSTEMD_RETURN_GRACE_MS = 30_000;
 
+/**
+ * Calls that create jobs get longer than the usual 25 s: giving up on one does not undo it (the unit may
+ * exist all the same), and a busy systemd forking hundreds of units can take that long to get to it.
+ */
+const JOB_CALL_TIMEOUT_MS = 120_000;
+
 export interface SystemdConnectOptions {
   scope: BusScope;
   /** Overrides DBUS_SESSION_BUS_ADDRESS / DBUS_SYSTEM_BUS_ADDRESS. */
@@ -166,18 +172,20 @@ export class SystemdManager {
     const unitName = plan.unitName;
     const properties = toDbusProperties(plan.properties);
     await this.ensureSubscribed();
+    // What vks sets need not be read back: with these known, the unit's signals alone complete its state.
+    if (this.watching) this.cache.seed(unitName, { description: plan.properties.description, loadState: "loaded" });
     let job: FinishedJob;
     try {
       job = await this.jobs.run(async () => {
-        const reply = await this.bus.call({
-          ...MANAGER,
-          member: "StartTransientUnit",
-          signature: "ssa(sv)a(sa(sv))",
-          body: [unitName, "fail", properties, []],
-        });
+        const reply = await this.bus.call(
+          { ...MANAGER, member: "StartTransientUnit", signature: "ssa(sv)a(sa(sv))", body: [unitName, "fail", properties, []] },
+          JOB_CALL_TIMEOUT_MS,
+        );
         return expectString(reply.body[0], "StartTransientUnit job");
       });
     } catch (err) {
+      // The seeded description may not be the one of a unit that already existed under this name.
+      this.cache.forget(unitName);
       throw this.startRefused(unitName, plan.containerName, err);
     }
     if (job.result !== "done") throw await this.jobFailed("start", unitName, job.result);
@@ -192,7 +200,10 @@ export class SystemdManager {
     let job: FinishedJob;
     try {
       job = await this.jobs.run(async () => {
-        const reply = await this.bus.call({ ...MANAGER, member: "StopUnit", signature: "ss", body: [unitName, "replace"] });
+        const reply = await this.bus.call(
+          { ...MANAGER, member: "StopUnit", signature: "ss", body: [unitName, "replace"] },
+          JOB_CALL_TIMEOUT_MS,
+        );
         return expectString(reply.body[0], "StopUnit job");
       });
     } catch (err) {

@@ -45,7 +45,14 @@ interface CacheEntry {
   /** Interfaces with a fetch in flight, each with the signals received for it since the fetch was sent. */
   fetching: Map<StateInterface, SignalRecord[]>;
   lastReported: UnitState | undefined;
-  reportScheduled: boolean;
+  settleScheduled: boolean;
+}
+
+type KnownFields = Partial<Omit<UnitState, "name">>;
+
+function fillField<K extends keyof KnownFields>(state: PartialUnitState, known: KnownFields, field: K): void {
+  const fields: KnownFields = state;
+  if (fields[field] === undefined) fields[field] = known[field];
 }
 
 function sameState(a: UnitState, b: UnitState): boolean {
@@ -85,7 +92,16 @@ export class UnitStateCache {
     }
     if (touched.size === 0) return;
     entry.fetching.get(iface)?.push({ sequence, properties: touched });
-    this.settle(unitName, entry);
+    this.scheduleSettle(unitName, entry);
+  }
+
+  /**
+   * Fills fields the caller already knows (the description of a unit it is creating) so signals alone
+   * complete the state and nothing needs fetching. Fields already known from systemd are kept.
+   */
+  seed(unitName: string, known: KnownFields): void {
+    const entry = this.entryFor(unitName);
+    for (const source of FIELD_SOURCES) fillField(entry.state, known, source.field);
   }
 
   /** The unit is gone from systemd: forget it. Returns whether it was known. */
@@ -100,16 +116,33 @@ export class UnitStateCache {
   private entryFor(unitName: string): CacheEntry {
     let entry = this.entries.get(unitName);
     if (!entry) {
-      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined, reportScheduled: false };
+      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined, settleScheduled: false };
       this.entries.set(unitName, entry);
     }
     return entry;
   }
 
+  /**
+   * systemd sends a change as two signals, Unit then Service (or the reverse), back to back. Deciding
+   * after the current batch of messages has been read gives one coherent report instead of a half-updated
+   * state in between, and spares fetching what the second signal is about to bring.
+   */
+  private scheduleSettle(unitName: string, entry: CacheEntry): void {
+    if (entry.settleScheduled) return;
+    entry.settleScheduled = true;
+    setImmediate(() => {
+      entry.settleScheduled = false;
+      if (this.entries.get(unitName) === entry) this.settle(unitName, entry);
+    });
+  }
+
   /** Reports the state if it is complete and new, else fetches what is missing. */
   private settle(unitName: string, entry: CacheEntry): void {
-    if (completeState(entry.state)) {
-      this.scheduleReport(unitName, entry);
+    const complete = completeState(entry.state);
+    if (complete) {
+      if (entry.lastReported && sameState(entry.lastReported, complete)) return;
+      entry.lastReported = complete;
+      this.hooks.changed(complete);
       return;
     }
     const missingByInterface = new Map<StateInterface, string[]>();
@@ -120,24 +153,6 @@ export class UnitStateCache {
       missingByInterface.set(source.interface, list);
     }
     for (const [iface, properties] of missingByInterface) this.startFetch(unitName, entry, iface, properties);
-  }
-
-  /**
-   * systemd sends a change as two signals, Unit then Service (or the reverse), back to back. Reporting
-   * after the current batch of messages has been read gives one coherent state instead of a half-updated
-   * one in between.
-   */
-  private scheduleReport(unitName: string, entry: CacheEntry): void {
-    if (entry.reportScheduled) return;
-    entry.reportScheduled = true;
-    setImmediate(() => {
-      entry.reportScheduled = false;
-      if (this.entries.get(unitName) !== entry) return;
-      const complete = completeState(entry.state);
-      if (!complete || (entry.lastReported && sameState(entry.lastReported, complete))) return;
-      entry.lastReported = complete;
-      this.hooks.changed(complete);
-    });
   }
 
   private startFetch(unitName: string, entry: CacheEntry, iface: StateInterface, properties: string[]): void {

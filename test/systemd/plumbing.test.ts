@@ -1,0 +1,312 @@
+/**
+ * The pieces under SystemdManager that need no systemd: object paths, job waiting (including JobRemoved
+ * arriving before the reply), the concurrency limiter and the unit state cache's merging and ordering.
+ */
+import { describe, expect, test } from "bun:test";
+import { Variant } from "dbus-next";
+import { SystemdError } from "../../internal/errors.ts";
+import { expectVariantDict } from "../../internal/systemd/dbus-values.ts";
+import { JobTracker } from "../../internal/systemd/jobs.ts";
+import { ConcurrencyLimiter } from "../../internal/systemd/limiter.ts";
+import {
+  escapeObjectPathLabel,
+  unescapeObjectPathLabel,
+  unitNameFromObjectPath,
+  unitObjectPath,
+} from "../../internal/systemd/object-path.ts";
+import type { UnitState } from "../../internal/systemd/types.ts";
+import { UnitStateCache, type FetchedProperties } from "../../internal/systemd/unit-cache.ts";
+import { SERVICE_INTERFACE, UNIT_INTERFACE, type StateInterface } from "../../internal/systemd/unit-state.ts";
+
+describe("unit object paths", () => {
+  test("escape like sd-bus: non-alphanumerics and a leading digit become _xx", () => {
+    expect(unitObjectPath("vks.default.web.nginx.1234.service")).toBe(
+      "/org/freedesktop/systemd1/unit/vks_2edefault_2eweb_2enginx_2e1234_2eservice",
+    );
+    expect(escapeObjectPathLabel("1a-b_c")).toBe("_31a_2db_5fc");
+    expect(escapeObjectPathLabel("")).toBe("_");
+    expect(escapeObjectPathLabel("ü")).toBe("_c3_bc");
+  });
+
+  test("decode back to the unit name, and refuse other paths", () => {
+    for (const name of ["vks.a.b.c.d.service", "dbus.socket", "1x.service", "ü-ñ.service", "a_b.service"]) {
+      expect(unitNameFromObjectPath(unitObjectPath(name))).toBe(name);
+    }
+    expect(unitNameFromObjectPath("/org/freedesktop/systemd1/job/12")).toBeUndefined();
+    expect(unitNameFromObjectPath("/org/freedesktop/systemd1/unit/")).toBeUndefined();
+    expect(unitNameFromObjectPath("/org/freedesktop/systemd1/unit/a/b")).toBeUndefined();
+    expect(unescapeObjectPathLabel("bad_zz")).toBeUndefined();
+    expect(unescapeObjectPathLabel("_ff")).toBeUndefined();
+  });
+});
+
+describe("JobTracker", () => {
+  const job = (n: number, result = "done") => ({ jobPath: `/org/freedesktop/systemd1/job/${n}`, unitName: `u${n}`, result });
+
+  test("a JobRemoved arriving before the reply is kept and matched", async () => {
+    const jobs = new JobTracker();
+    const finished = await jobs.run(async () => {
+      jobs.jobRemoved(job(7));
+      return job(7).jobPath;
+    });
+    expect(finished).toEqual(job(7));
+  });
+
+  test("a JobRemoved after the reply resolves the waiter with the job's result", async () => {
+    const jobs = new JobTracker();
+    const waiting = jobs.run(async () => job(8).jobPath);
+    await Bun.sleep(0);
+    jobs.jobRemoved(job(9, "done"));
+    jobs.jobRemoved(job(8, "failed"));
+    expect(await waiting).toEqual(job(8, "failed"));
+  });
+
+  test("two calls given the same job path (merged stop jobs) are both answered", async () => {
+    const jobs = new JobTracker();
+    const first = jobs.run(async () => job(3).jobPath);
+    const second = jobs.run(async () => {
+      jobs.jobRemoved(job(3));
+      return job(3).jobPath;
+    });
+    expect(await Promise.all([first, second])).toEqual([job(3), job(3)]);
+  });
+
+  test("JobRemoved signals seen while no call is in flight are not kept", async () => {
+    const jobs = new JobTracker();
+    jobs.jobRemoved(job(4));
+    let settled = false;
+    const waiting = jobs.run(async () => job(4).jobPath).then(() => (settled = true));
+    await Bun.sleep(0);
+    expect(settled).toBe(false);
+    jobs.jobRemoved(job(4));
+    await waiting;
+    expect(settled).toBe(true);
+  });
+
+  test("failAll rejects current and later waits with a SystemdError", async () => {
+    const jobs = new JobTracker();
+    const waiting = jobs.run(async () => job(5).jobPath);
+    await Bun.sleep(0);
+    jobs.failAll("bus gone");
+    await expect(waiting).rejects.toBeInstanceOf(SystemdError);
+    await expect(jobs.run(async () => job(6).jobPath)).rejects.toThrow(/bus gone/);
+  });
+
+  test("a failing enqueue call rejects without leaving anything behind", async () => {
+    const jobs = new JobTracker();
+    await expect(jobs.run(() => Promise.reject(new Error("refused")))).rejects.toThrow("refused");
+    const finished = await jobs.run(async () => {
+      jobs.jobRemoved(job(10));
+      return job(10).jobPath;
+    });
+    expect(finished.result).toBe("done");
+  });
+});
+
+describe("ConcurrencyLimiter", () => {
+  test("never runs more than its limit at once and runs everything", async () => {
+    const limiter = new ConcurrencyLimiter(3);
+    let running = 0;
+    let peak = 0;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        limiter.run(async () => {
+          running++;
+          peak = Math.max(peak, running);
+          await Bun.sleep(0);
+          running--;
+          return i;
+        }),
+      ),
+    );
+    expect(peak).toBe(3);
+    expect(results).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  test("a failing task frees its slot", async () => {
+    const limiter = new ConcurrencyLimiter(1);
+    await expect(limiter.run(() => Promise.reject(new Error("x")))).rejects.toThrow("x");
+    expect(await limiter.run(async () => "next")).toBe("next");
+  });
+
+  test("rejects a nonsensical limit", () => {
+    expect(() => new ConcurrencyLimiter(0)).toThrow(RangeError);
+  });
+});
+
+describe("UnitStateCache", () => {
+  const NAME = "vks.ns.pod.c.uid.service";
+  const unitSignal = (overrides: Record<string, unknown> = {}) =>
+    new Map<string, unknown>(
+      Object.entries({
+        ActiveState: "active",
+        SubState: "running",
+        ActiveEnterTimestamp: 10n,
+        InactiveEnterTimestamp: 0n,
+        StateChangeTimestamp: 10n,
+        FreezerState: "running",
+        ...overrides,
+      }),
+    );
+  const serviceSignal = (overrides: Record<string, unknown> = {}) =>
+    new Map<string, unknown>(
+      Object.entries({
+        MainPID: 42,
+        Result: "success",
+        NRestarts: 0,
+        ExecMainStartTimestamp: 9n,
+        ExecMainExitTimestamp: 0n,
+        ExecMainCode: 0,
+        ExecMainStatus: 0,
+        StatusText: "",
+        ...overrides,
+      }),
+    );
+
+  interface PendingFetch {
+    iface: StateInterface;
+    properties: string[];
+    resolve: (replies: FetchedProperties[]) => void;
+    reject: (err: unknown) => void;
+  }
+
+  function harness() {
+    const reported: UnitState[] = [];
+    const fetches: PendingFetch[] = [];
+    const failures: unknown[] = [];
+    const cache = new UnitStateCache({
+      fetch: (_unit, iface, properties) =>
+        new Promise<FetchedProperties[]>((resolve, reject) => fetches.push({ iface, properties, resolve, reject })),
+      changed: (state) => reported.push(state),
+      fetchFailed: (_unit, err) => failures.push(err),
+      isGone: (err) => err instanceof Error && err.message === "gone",
+    });
+    /** Lets the cache's deferred reports and fetch continuations run. */
+    const settle = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+    return { cache, reported, fetches, failures, settle };
+  }
+
+  const describeFetch = (values: Record<string, unknown>, sequence: number): FetchedProperties[] =>
+    Object.entries(values).map(([property, value]) => ({ values: new Map([[property, value]]), sequence }));
+
+  test("fetches only what signals never carry, then reports one full state", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal(), [], 2);
+    await settle();
+    expect(fetches.map((f) => [f.iface, f.properties])).toEqual([[UNIT_INTERFACE, ["Description", "LoadState"]]]);
+    fetches[0]?.resolve(describeFetch({ Description: "d", LoadState: "loaded" }, 3));
+    await settle();
+    expect(reported).toEqual([
+      {
+        name: NAME,
+        description: "d",
+        loadState: "loaded",
+        activeState: "active",
+        subState: "running",
+        result: "success",
+        mainPID: 42,
+        execMainCode: 0,
+        execMainStatus: 0,
+        execMainStartTimestamp: 9n,
+        execMainExitTimestamp: 0n,
+        activeEnterTimestamp: 10n,
+        inactiveEnterTimestamp: 0n,
+        stateChangeTimestamp: 10n,
+        nRestarts: 0,
+      },
+    ]);
+  });
+
+  test("merges later signals, coalesces a Unit+Service pair, and skips unchanged repeats", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal(), [], 2);
+    await settle();
+    fetches[0]?.resolve(describeFetch({ Description: "d", LoadState: "loaded" }, 3));
+    await settle();
+    // The process exits: systemd sends Service then Unit, back to back.
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal({ MainPID: 0, ExecMainCode: 1, ExecMainExitTimestamp: 20n }), [], 4);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal({ SubState: "exited", StateChangeTimestamp: 20n }), [], 5);
+    await settle();
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal({ SubState: "exited", StateChangeTimestamp: 20n }), [], 6);
+    await settle();
+    expect(reported.map((s) => [s.subState, s.mainPID, s.execMainCode])).toEqual([
+      ["running", 42, 0],
+      ["exited", 0, 1],
+    ]);
+    expect(cache.get(NAME)?.subState).toBe("exited");
+  });
+
+  test("a signal received after a fetch reply beats the reply; one received before loses to it", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    // Only Unit properties so far: the Service interface is fetched.
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal(), [], 1);
+    await settle();
+    const serviceFetch = fetches.find((f) => f.iface === SERVICE_INTERFACE);
+    const unitFetch = fetches.find((f) => f.iface === UNIT_INTERFACE);
+    expect(serviceFetch?.properties).toContain("MainPID");
+    // Received at 2 (before the reply at 3): older than the reply.
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal({ MainPID: 1 }), [], 2);
+    // Received at 5 (after the reply at 3): newer.
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal({ MainPID: 0, NRestarts: 2 }), [], 5);
+    serviceFetch?.resolve(
+      describeFetch({ MainPID: 77, Result: "success", NRestarts: 1, ExecMainStartTimestamp: 9n, ExecMainExitTimestamp: 0n, ExecMainCode: 0, ExecMainStatus: 0 }, 3),
+    );
+    unitFetch?.resolve(describeFetch({ Description: "d", LoadState: "loaded" }, 4));
+    await settle();
+    expect(reported.at(-1)).toMatchObject({ mainPID: 0, nRestarts: 2 });
+  });
+
+  test("an invalidated property is fetched again before the state is reported", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal(), [], 2);
+    await settle();
+    fetches[0]?.resolve(describeFetch({ Description: "d", LoadState: "loaded" }, 3));
+    await settle();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, new Map(), ["ExecMainStatus", "ExecStart"], 4);
+    await settle();
+    const refetch = fetches.at(-1);
+    expect(refetch?.iface).toBe(SERVICE_INTERFACE);
+    expect(refetch?.properties).toEqual(["ExecMainStatus"]);
+    refetch?.resolve(describeFetch({ ExecMainStatus: 5 }, 5));
+    await settle();
+    expect(reported.map((s) => s.execMainStatus)).toEqual([0, 5]);
+  });
+
+  test("a unit gone before its fetch answered is dropped silently; other fetch errors are reported", async () => {
+    const { cache, reported, fetches, failures, settle } = harness();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    await settle();
+    fetches[0]?.reject(new Error("gone"));
+    await settle();
+    expect(cache.get(NAME)).toBeUndefined();
+    expect(failures).toEqual([]);
+
+    const other = "vks.ns.other.c.uid.service";
+    cache.propertiesChanged(other, SERVICE_INTERFACE, serviceSignal(), [], 2);
+    await settle();
+    fetches.at(-1)?.reject(new Error("timeout"));
+    await settle();
+    expect(failures).toHaveLength(1);
+    expect(reported).toEqual([]);
+  });
+
+  test("a malformed value is reported as a fetch failure, not thrown into the event loop", async () => {
+    const { cache, fetches, failures, settle } = harness();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    await settle();
+    fetches[0]?.resolve(describeFetch({ Description: 12, LoadState: "loaded" }, 2));
+    await settle();
+    expect(failures).toHaveLength(1);
+  });
+});
+
+describe("expectVariantDict", () => {
+  test("unwraps an a{sv} and refuses non-Variant entries", () => {
+    expect(expectVariantDict({ A: new Variant("s", "x") }, "d")).toEqual(new Map([["A", "x"]]));
+    expect(() => expectVariantDict({ A: "x" }, "d")).toThrow(/Variant/);
+    expect(() => expectVariantDict([], "d")).toThrow(/a\{sv\}/);
+  });
+});
