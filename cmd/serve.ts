@@ -20,7 +20,7 @@ Examples:
     port: { type: "string", description: "Port reported as the kubelet endpoint", default: "10250" },
     "max-pods": { type: "string", description: "Pods this node accepts (its pods capacity)", default: "110" },
     "disable-taint": { type: "boolean", description: "Do not taint the node virtual-kubelet.io/provider=vks:NoSchedule", default: false },
-    "enable-node-lease": { type: "boolean", description: "Accepted for compatibility: vks always renews a node lease", default: true },
+    "enable-node-lease": { type: "boolean", description: "Accepted for compatibility: vks always renews a node lease", default: false },
     "node-lease-duration-seconds": { type: "string", description: "Lease duration; renewed every quarter of it", default: "40" },
     "node-status-update-frequency": { type: "string", description: "Seconds between node condition checks", default: "10" },
     "startup-timeout": { type: "string", description: "Seconds to wait for the API server at start", default: "60" },

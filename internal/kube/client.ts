@@ -181,6 +181,8 @@ export class KubeClient {
     onEvent: (event: PodWatchEvent) => void;
     /** Called for every event including bookmarks, with the resourceVersion reached. */
     onProgress: (resourceVersion: string) => void;
+    /** Called once the server has accepted the watch (HTTP 200), before any event. */
+    onOpen?: () => void;
     signal: AbortSignal;
   }): Promise<void> {
     const request: ApiRequest = { verb: "watch", resource: "pods" };
@@ -240,6 +242,7 @@ export class KubeClient {
         .then((started) => {
           controller = started;
           if (settled) started.abort();
+          else options.onOpen?.();
         }, finish);
     });
   }

@@ -130,13 +130,15 @@ export class NodePodCache {
     let connected = true;
     while (!signal.aborted) {
       try {
+        const reconnected = () => {
+          if (connected) return;
+          connected = true;
+          this.handlers.onConnectivity?.(true);
+        };
         if (needsRelist) {
           await this.relist();
           needsRelist = false;
-        }
-        if (!connected) {
-          connected = true;
-          this.handlers.onConnectivity?.(true);
+          reconnected();
         }
         const timeoutSeconds = WATCH_TIMEOUT_MIN_SECONDS + Math.floor(Math.random() * (WATCH_TIMEOUT_MAX_SECONDS - WATCH_TIMEOUT_MIN_SECONDS));
         let sawEvent = false;
@@ -152,6 +154,7 @@ export class NodePodCache {
           onProgress: (version) => {
             this.resourceVersion = version;
           },
+          onOpen: reconnected,
         });
         if (sawEvent) backoff.reset();
         // A normal end of stream (server timeout) is routine: watch again from where it stopped.

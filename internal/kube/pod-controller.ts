@@ -73,6 +73,12 @@ export class PodController {
   private readonly queue: KeyedWorkQueue;
   /** Per pod key, the uid and fingerprint last handed to the provider, so status-only changes cost nothing. */
   private readonly applied = new Map<string, { uid: string; fingerprint: string }>();
+  /**
+   * Uids of pods the provider has reported finished. A create can fail after the container already ran
+   * and exited (a start job fails when the process exits at once); such a pod is finished, not retried,
+   * even before its status reaches the API server.
+   */
+  private readonly finishedUids = new Set<string>();
   /** The last create failure reported per key, so a pod retrying the same failure does not flood events. */
   private readonly reportedFailures = new Map<string, string>();
   private readonly envFetcher: EnvSourceFetcher;
@@ -92,6 +98,12 @@ export class PodController {
       retry: { initialMs: 1000, maxMs: 60_000 },
       onError: (key, err, retryInMs) => this.hooks.onSyncError?.(key, err, retryInMs),
     });
+  }
+
+  /** Sees every status the provider reports (serve wires notifyPods here as well as to the status writer). */
+  observeProviderStatus(pod: V1Pod): void {
+    const uid = pod.metadata?.uid;
+    if (uid && isTerminalPhase(pod.status?.phase)) this.finishedUids.add(uid);
   }
 
   enqueue(key: string): void {
@@ -126,6 +138,7 @@ export class PodController {
       // Gone from the API server (deleted with grace 0, or never ours): only the units are left to stop.
       if (running !== undefined) {
         await this.provider.deletePod(running);
+        this.finishedUids.delete(running.metadata?.uid ?? "");
         this.hooks.onDeleted?.(running);
       }
       this.forget(key);
@@ -143,14 +156,15 @@ export class PodController {
 
     if (desired.metadata?.deletionTimestamp) {
       if (running !== undefined) await this.provider.deletePod(desired);
+      this.finishedUids.delete(uid);
       this.forget(key);
-      await this.removeFromApi(desired);
-      this.hooks.onDeleted?.(desired);
+      const removed = await this.removeFromApi(desired);
+      if (running !== undefined || removed) this.hooks.onDeleted?.(desired);
       return;
     }
 
     // A finished pod stays finished: the API server's word on that outlives any local state.
-    if (isTerminalPhase(desired.status?.phase) && running === undefined) return;
+    if (running === undefined && (isTerminalPhase(desired.status?.phase) || this.finishedUids.has(uid))) return;
 
     const print = fingerprint(desired);
     if (running === undefined) {
@@ -169,6 +183,7 @@ export class PodController {
     try {
       await this.provider.createPod(resolved);
     } catch (err) {
+      if (this.finishedUids.has(uid)) return;
       const message = errorMessage(err);
       if (this.reportedFailures.get(key) !== message) {
         this.reportedFailures.set(key, message);
@@ -212,12 +227,14 @@ export class PodController {
     return resolved.pod;
   }
 
-  private async removeFromApi(pod: V1Pod): Promise<void> {
+  /** Deletes the pod object; false when it was already gone or the name now belongs to a newer pod. */
+  private async removeFromApi(pod: V1Pod): Promise<boolean> {
     try {
       await this.client.deletePod(pod.metadata?.namespace || "default", pod.metadata?.name ?? "", pod.metadata?.uid ?? "");
+      return true;
     } catch (err) {
-      // Already gone, or the name now belongs to a newer pod (uid precondition): either way, done.
-      if (isNotFound(err) || isConflict(err)) return;
+      // A failed uid precondition is a 409: the pod of that name is a newer one and must stay.
+      if (isNotFound(err) || isConflict(err)) return false;
       throw err as KubeApiError;
     }
   }

@@ -62,14 +62,17 @@ const NODE_STATUS_REPORT_MS = 60_000;
 const POD_SYNC_CONCURRENCY = 16;
 const SHUTDOWN_DRAIN_MS = 10_000;
 
-/** Logs a failing channel once (and again if the failure changes), and its recovery once. */
+/**
+ * Logs the first failure of a channel (the lease, the watch, …) and its recovery, not every retry in
+ * between: an outage is two lines, not one per back-off step.
+ */
 class TroubleLog {
-  private readonly failing = new Map<string, string>();
+  private readonly failing = new Set<string>();
 
   failed(channel: string, err: unknown, consequence: string): void {
+    if (this.failing.has(channel)) return;
+    this.failing.add(channel);
     const message = errorMessage(err);
-    if (this.failing.get(channel) === message) return;
-    this.failing.set(channel, message);
     consola.warn(`${channel}: ${message}; ${consequence}`);
     const hint = err instanceof VksError ? err.hint : undefined;
     if (hint && isAccessDenied(err)) consola.info(`hint: ${hint}`);
@@ -223,19 +226,23 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       },
     );
     const writer = statusWriter;
-    provider.notifyPods((pod) => writer.push(pod));
+    const pods = controller;
+    provider.notifyPods((pod) => {
+      pods.observeProviderStatus(pod);
+      writer.push(pod);
+    });
     provider.notifyEvents((pod, event) => events.record(pod, event));
 
-    const pods = await cache.relist();
+    const assigned = await cache.relist();
     try {
-      await provider.reconcile(await desiredAtStart(pods, provider, controller));
+      await provider.reconcile(await desiredAtStart(assigned, provider, controller));
     } catch (err) {
       // The controller syncs every pod next anyway, with retries; a pod that failed here is not lost.
       consola.warn(`reconciling the pods already on this host: ${errorMessage(err)}`);
     }
     controller.start();
-    await resync(pods);
-    consola.success(`serving node ${nodeName}: ${pods.length} pod(s) assigned`);
+    await resync(assigned);
+    consola.success(`serving node ${nodeName}: ${assigned.length} pod(s) assigned`);
 
     running.push(cache.run(signal), node.run(signal));
     await Promise.all(running);
