@@ -1,7 +1,12 @@
 #!/usr/bin/env bun
-import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
-import { runCli } from "../internal/cli/run.ts";
+import type { CommandDef } from "citty";
 import { version } from "../package.json";
+
+// citty and consola decide about colour when they load, so this comes before either is imported: escape
+// codes in piped output (scripts, logs, CI) only get in the way.
+if (!process.stdout.isTTY && process.env.FORCE_COLOR === undefined) process.env.NO_COLOR = "1";
+const { defineCommand, renderUsage, runCommand } = await import("citty");
+const { runCli } = await import("../internal/cli/run.ts");
 
 // Subcommands are imported only when chosen: `vks --help` must not pay for the Kubernetes client or D-Bus.
 const main = defineCommand({

@@ -4,6 +4,7 @@ import type { ManagerScope } from "../cli/flags.ts";
 import { errorMessage } from "../errors.ts";
 import { streamContainerLog, type LogModeSetting } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
+import { podWarnings } from "../pod/validate.ts";
 import { readPodManifests } from "./manifest-input.ts";
 
 export interface PodUpOptions {
@@ -28,10 +29,13 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     stateDir: options.stateDir,
     logMode: options.logMode,
     aptSources: options.aptSources,
-    onProgress: (pod, message) => consola.info(`${pod.namespace}/${pod.name}: ${message}`),
+    onProgress: (message) => consola.info(message),
   });
   try {
     const normalized = pods.map((pod, index) => engine.normalize(pod, pods.length > 1 ? `${source} (document ${index + 1})` : source));
+    for (const pod of normalized) {
+      for (const warning of podWarnings(pod)) consola.warn(`${describe(pod)}: ${warning.path}: ${warning.message}`);
+    }
     const started: V1Pod[] = [];
     try {
       for (const pod of normalized) {

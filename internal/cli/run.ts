@@ -15,7 +15,7 @@ export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty):
   try {
     if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
       const [command, parent] = await resolveSubCommand(main, rawArgs);
-      process.stdout.write((await citty.renderUsage(command, parent)) + "\n");
+      process.stdout.write((await citty.renderUsage(await withSummaries(command), parent)) + "\n");
       process.exit(ExitCode.ok);
     }
     if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
@@ -24,7 +24,7 @@ export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty):
       process.exit(ExitCode.ok);
     }
     if (rawArgs.length === 0) {
-      process.stdout.write((await citty.renderUsage(main)) + "\n");
+      process.stdout.write((await citty.renderUsage(await withSummaries(main))) + "\n");
       process.exit(ExitCode.usage);
     }
     await citty.runCommand(main, { rawArgs });
@@ -32,7 +32,7 @@ export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty):
   } catch (err) {
     if (isCittyUsageError(err)) {
       const [command, parent] = await resolveSubCommand(main, rawArgs);
-      process.stderr.write((await citty.renderUsage(command, parent)) + "\n");
+      process.stderr.write((await citty.renderUsage(await withSummaries(command), parent)) + "\n");
       reportError(new VksError(err.message, { exitCode: ExitCode.usage, hint: "see --help above" }));
       process.exit(ExitCode.usage);
     }
@@ -61,4 +61,20 @@ async function resolveSubCommand(command: CommandDef, rawArgs: string[], parent?
     }
   }
   return [command, parent];
+}
+
+/**
+ * A command's description holds its examples; in its parent's list of commands only the first line
+ * belongs, so listings show each subcommand with a one-line summary.
+ */
+async function withSummaries(command: CommandDef): Promise<CommandDef> {
+  const subCommands = await resolve(command.subCommands);
+  if (!subCommands) return command;
+  const summarized: Record<string, CommandDef> = {};
+  for (const [name, sub] of Object.entries(subCommands)) {
+    const resolved = (await resolve(sub)) as CommandDef;
+    const meta = await resolve(resolved.meta);
+    summarized[name] = { ...resolved, meta: { ...meta, description: meta?.description?.split("\n")[0] } };
+  }
+  return { ...command, subCommands: summarized };
 }

@@ -13,7 +13,7 @@ import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import type { UnitPlan, UnitState } from "../systemd/types.ts";
 import { executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
-import { podStatus } from "./status.ts";
+import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 
 export interface PodEngineOptions {
@@ -24,7 +24,7 @@ export interface PodEngineOptions {
   logMode?: LogModeSetting;
   aptSources?: Record<string, string>;
   /** Install progress and other things a person waiting on a pod wants to see. */
-  onProgress?: (pod: PodKey, message: string) => void;
+  onProgress?: (message: string) => void;
 }
 
 export interface PodKey {
@@ -40,6 +40,8 @@ interface TrackedPod {
   /** The last termination of each container, kept because systemd forgets it when the unit restarts. */
   lastTerminated: Record<string, V1ContainerStateTerminated>;
   units: Record<string, UnitState | undefined>;
+  /** Each container's resolved image ID, known once its image was resolved in this process. */
+  imageIDs: Record<string, string>;
 }
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games";
@@ -69,7 +71,7 @@ export class PodEngine implements PodProvider {
     const stateDir = options.stateDir ?? stateDirFor(options.scope);
     const systemd = await SystemdManager.connect({ scope: options.scope });
     const records = new PodRecordStore(stateDir);
-    const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {} });
+    const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {}, onProgress: options.onProgress });
     const engine = new PodEngine(systemd, records, images, stateDir, {
       ...options,
       hostIP: options.hostIP ?? detectHostIP(),
@@ -153,7 +155,7 @@ export class PodEngine implements PodProvider {
     let plans: UnitPlan[];
     try {
       const images = await this.resolveImages(pod, tracked);
-      plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs });
+      plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs, hostIP: this.options.hostIP });
     } catch (err) {
       this.untrack(tracked);
       throw err;
@@ -206,9 +208,9 @@ export class PodEngine implements PodProvider {
       this.emitEvent(pod, { type: "Normal", reason: "Pulling", message: `Pulling image "${reference}"`, container: container.name });
       const started = performance.now();
       try {
-        images[container.name] = await this.images.resolve(reference, policy, fieldPath, (message) =>
-          this.options.onProgress?.(podKey(pod), `${container.name}: ${message}`),
-        );
+        const image = await this.images.resolve(reference, policy, fieldPath);
+        images[container.name] = image;
+        tracked.imageIDs[container.name] = image.imageID;
       } catch (err) {
         const reason = err instanceof ImageError ? err.reason : "ErrImagePull";
         tracked.waiting[container.name] = { reason, message: errorMessage(err) };
@@ -307,6 +309,7 @@ export class PodEngine implements PodProvider {
           images,
           executables: resolveExecutables(tracked.record.manifest, images),
           logs: tracked.record.logs,
+          hostIP: this.options.hostIP,
         }).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
         await this.startUnits(tracked, plans);
       });
@@ -333,7 +336,7 @@ export class PodEngine implements PodProvider {
 
   private track(record: PodRecord): TrackedPod {
     const key = keyOf(record.namespace, record.name);
-    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {} };
+    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, imageIDs: {} };
     tracked.record = record;
     this.tracked.set(key, tracked);
     for (const unit of record.units) this.podByUnit.set(unit.unitName, key);
@@ -374,16 +377,7 @@ export class PodEngine implements PodProvider {
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
   private rememberExits(tracked: TrackedPod): void {
     for (const [container, state] of Object.entries(tracked.units)) {
-      if (!state || state.execMainExitTimestamp === 0n) continue;
-      const killed = state.execMainCode === 2 || state.execMainCode === 3;
-      tracked.lastTerminated[container] = {
-        exitCode: killed ? 128 + state.execMainStatus : state.execMainStatus,
-        ...(killed ? { signal: state.execMainStatus } : {}),
-        reason: !killed && state.execMainStatus === 0 ? "Completed" : "Error",
-        startedAt: microsToDate(state.execMainStartTimestamp),
-        finishedAt: microsToDate(state.execMainExitTimestamp),
-        containerID: `systemd://${state.name}`,
-      };
+      if (state && state.execMainExitTimestamp !== 0n) tracked.lastTerminated[container] = terminatedFromUnit(state);
     }
   }
 
@@ -395,6 +389,7 @@ export class PodEngine implements PodProvider {
       lastTerminated: tracked.lastTerminated,
       hostIP: this.options.hostIP,
       startTime: new Date(tracked.record.createdAt),
+      imageIDs: tracked.imageIDs,
     });
     return { ...tracked.record.manifest, status };
   }
@@ -452,10 +447,6 @@ function resolveExecutables(pod: V1Pod, images: Record<string, ResolvedImage>): 
     if (found) executables[name] = found;
   }
   return executables;
-}
-
-export function microsToDate(micros: bigint): Date {
-  return new Date(Number(micros / 1000n));
 }
 
 /** The first non-internal IPv4 address; pods share the host's network, so this is their IP too. */
