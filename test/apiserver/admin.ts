@@ -147,6 +147,13 @@ export class AdminEndpoint {
         reply(response, 200, {});
         return;
       }
+      case `PUT ${adminRoutes.nodeAuthorization}`: {
+        const body = await readJson(request);
+        if (!isJsonObject(body) || typeof body["enabled"] !== "boolean") throw new Error("expected {enabled: boolean}");
+        server.setNodeAuthorization(body["enabled"]);
+        reply(response, 200, {});
+        return;
+      }
       case `PUT ${adminRoutes.historyLimit}`: {
         const body = await readJson(request);
         if (!isJsonObject(body) || typeof body["limit"] !== "number") throw new Error("expected {limit: number}");

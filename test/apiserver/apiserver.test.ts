@@ -5,10 +5,12 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
+  ListWatch,
   PatchStrategy,
   V1MicroTime,
   Watch,
   setHeaderOptions,
+  type V1ConfigMap,
   type V1Lease,
   type V1Node,
   type V1Pod,
@@ -85,7 +87,7 @@ class WatchRecorder {
     });
   }
 
-  async start(config: KubeConfig, path: string, query: Record<string, string | boolean>): Promise<void> {
+  async start(config: KubeConfig, path: string, query: Record<string, string | boolean | number>): Promise<void> {
     this.controller = await new Watch(config).watch(
       path,
       query,
@@ -456,6 +458,70 @@ describe("watch", () => {
     expect(event.object["code"]).toBe(410);
     await recorder.ended;
   });
+
+  test("a client-node informer relists after its watch expires with 410", async () => {
+    await core.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name: "informed-1" } } });
+    const seen: string[] = [];
+    const waiters = new Map<string, () => void>();
+    const added = (name: string): Promise<void> =>
+      seen.includes(name) ? Promise.resolve() : new Promise((resolve) => waiters.set(name, resolve));
+    let connects = 0;
+    const informer = new ListWatch<V1ConfigMap>(
+      "/api/v1/namespaces/default/configmaps",
+      new Watch(nodeConfig),
+      () => core.listNamespacedConfigMap({ namespace: "default" }),
+      false,
+    );
+    informer.on("connect", () => {
+      connects += 1;
+    });
+    informer.on("add", (configMap) => {
+      const name = configMap.metadata?.name ?? "";
+      seen.push(name);
+      waiters.get(name)?.();
+    });
+    await informer.start();
+    await added("informed-1");
+    const since = (await cluster.admin.requests()).length;
+    await cluster.admin.compact({ expireWatches: true });
+    await core.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name: "informed-2" } } });
+    await added("informed-2");
+    await informer.stop();
+    expect(connects).toBeGreaterThanOrEqual(2);
+    const relisted = (await cluster.admin.requests(since)).some((entry) => entry.resource === "configmaps" && entry.verb === "list" && entry.user === nodeUser);
+    expect(relisted).toBe(true);
+  });
+
+  test("timeoutSeconds ends a watch after a final bookmark; the legacy /watch/ path works", async () => {
+    await core.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name: "legacy-watched" } } });
+    const recorder = new WatchRecorder();
+    await recorder.start(nodeConfig, "/api/v1/watch/namespaces/default/configmaps/legacy-watched", { timeoutSeconds: 1, allowWatchBookmarks: true });
+    const added = await recorder.next();
+    expect([added.type, nameOf(added.object)]).toEqual(["ADDED", "legacy-watched"]);
+    expect((await recorder.next()).type).toBe("BOOKMARK");
+    await recorder.ended;
+  });
+});
+
+describe("collections", () => {
+  test("limit and continue page through a list at one resourceVersion", async () => {
+    for (const name of ["page-a", "page-b", "page-c"]) {
+      await core.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name, labels: { paged: "yes" } } } });
+    }
+    const first = await core.listNamespacedConfigMap({ namespace: "default", labelSelector: "paged=yes", limit: 2 });
+    expect(first.items.map((item) => item.metadata?.name)).toEqual(["page-a", "page-b"]);
+    expect(first.metadata?.remainingItemCount).toBe(1);
+    const rest = await core.listNamespacedConfigMap({ namespace: "default", labelSelector: "paged=yes", limit: 2, _continue: first.metadata?._continue ?? "" });
+    expect(rest.items.map((item) => item.metadata?.name)).toEqual(["page-c"]);
+    expect(rest.metadata?._continue).toBeUndefined();
+    expect(rest.metadata?.resourceVersion).toBe(first.metadata?.resourceVersion ?? "");
+  });
+
+  test("deletecollection removes what the selector matches", async () => {
+    await adminCore.deleteCollectionNamespacedConfigMap({ namespace: "default", labelSelector: "paged=yes" });
+    const left = await core.listNamespacedConfigMap({ namespace: "default", labelSelector: "paged=yes" });
+    expect(left.items).toHaveLength(0);
+  });
 });
 
 describe("nodes", () => {
@@ -592,6 +658,81 @@ describe("leases", () => {
     expect(failure.status["message"]).toBe(
       `leases.coordination.k8s.io "${nodeName}" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update`,
     );
+  });
+});
+
+describe("node authorization (opt-in)", () => {
+  beforeAll(async () => {
+    await cluster.admin.setNodeAuthorization(true);
+    await cluster.admin.create("nodes", { metadata: { name: "node-b" } });
+    await cluster.admin.create("pods", podManifest("theirs", "node-b") as unknown as JsonObject);
+    await cluster.admin.create("secrets", { metadata: { name: "used" }, stringData: { password: "hunter2" } });
+    await cluster.admin.create("secrets", { metadata: { name: "unused" }, stringData: { password: "hunter3" } });
+    const user = podManifest("secret-user", nodeName) as unknown as JsonObject;
+    user["spec"] = { ...(user["spec"] as JsonObject), volumes: [{ name: "creds", secret: { secretName: "used" } }] };
+    await cluster.admin.create("pods", user);
+  });
+
+  afterAll(async () => {
+    await cluster.admin.setNodeAuthorization(false);
+  });
+
+  test("a node may write only its own Node", async () => {
+    const own = await core.patchNodeStatus(
+      { name: nodeName, body: { status: { conditions: [{ type: "Ready", status: "True" }] } } },
+      setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+    );
+    expect(own.metadata?.name).toBe(nodeName);
+    const other = await failureOf(
+      core.patchNodeStatus({ name: "node-b", body: { status: {} } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)),
+    );
+    expect(other.code).toBe(403);
+    expect(other.status["message"]).toBe(`nodes "node-b" is forbidden: node "${nodeName}" is not allowed to modify node "node-b"`);
+  });
+
+  test("a node creates only mirror pods and writes only pods/status of its own pods", async () => {
+    const created = await failureOf(core.createNamespacedPod({ namespace: "default", body: podManifest("not-mirror", nodeName) }));
+    expect(created.status["message"]).toBe(
+      `pods "not-mirror" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, node "${nodeName}" can only create mirror pods`,
+    );
+    const patched = await failureOf(
+      core.patchNamespacedPod({ namespace: "default", name: "secret-user", body: { metadata: { labels: { x: "y" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)),
+    );
+    expect(patched.status["message"]).toBe(
+      `pods "secret-user" is forbidden: User "${nodeUser}" cannot patch resource "pods" in API group "" in the namespace "default"`,
+    );
+    const theirs = await failureOf(
+      core.patchNamespacedPodStatus({ namespace: "default", name: "theirs", body: { status: { phase: "Running" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)),
+    );
+    expect(theirs.status["message"]).toBe(`pods "theirs" is forbidden: node "${nodeName}" can only update pod status for pods with spec.nodeName set to itself`);
+    const mine = await core.patchNamespacedPodStatus(
+      { namespace: "default", name: "secret-user", body: { status: { phase: "Running" } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    expect(mine.status?.phase).toBe("Running");
+  });
+
+  test("a node reads only the secrets its pods reference", async () => {
+    const used = await core.readNamespacedSecret({ namespace: "default", name: "used" });
+    expect(used.data?.["password"]).toBe(Buffer.from("hunter2").toString("base64"));
+    const unused = await failureOf(core.readNamespacedSecret({ namespace: "default", name: "unused" }));
+    expect(unused.status["message"]).toBe(
+      `secrets "unused" is forbidden: User "${nodeUser}" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node '${nodeName}' and this object`,
+    );
+    const listed = await failureOf(core.listNamespacedSecret({ namespace: "default" }));
+    expect(listed.code).toBe(403);
+    const watchedByName = await core.listNamespacedSecret({ namespace: "default", fieldSelector: "metadata.name=used" });
+    expect(watchedByName.items).toHaveLength(1);
+  });
+
+  test("a node holds only its own Lease", async () => {
+    const other = await failureOf(
+      coordination.createNamespacedLease({
+        namespace: "kube-node-lease",
+        body: { metadata: { name: "node-b" }, spec: { holderIdentity: "node-b", renewTime: new V1MicroTime() } },
+      }),
+    );
+    expect(other.status["message"]).toBe('leases.coordination.k8s.io "node-b" is forbidden: can only access node lease with the same name as the requesting node');
   });
 });
 

@@ -28,6 +28,12 @@ export interface StartTestApiServerOptions {
   initialRevision?: number;
   namespaces?: string[];
   defaultWatchTimeoutSeconds?: number;
+  /**
+   * Limit the node kubeconfig's identity as a real cluster does (Node authorizer + NodeRestriction):
+   * e.g. it may patch only its own Node and Lease and only pods/status of pods bound to it, and read
+   * only the secrets and configmaps those pods reference. Off by default; see setNodeAuthorization.
+   */
+  nodeAuthorization?: boolean;
   /** Keep the directory with certificates and kubeconfigs after stop(), e.g. to debug a failure. */
   keepDir?: boolean;
 }
@@ -87,6 +93,7 @@ export interface TestApiServerAdmin {
   setDenyRules(rules: DenyRule[]): Promise<void>;
   setTokens(tokens: BearerToken[]): Promise<void>;
   setHistoryLimit(limit: number): Promise<void>;
+  setNodeAuthorization(enabled: boolean): Promise<void>;
   /**
    * Resolves with the object (or undefined once it is gone) as soon as `predicate` holds, watching
    * for changes in between; it never gives up by itself, so the test's own timeout bounds it.
@@ -258,6 +265,9 @@ function createAdmin(adminUrl: string): TestApiServerAdmin {
     async setHistoryLimit(limit) {
       await expectOk("PUT", adminRoutes.historyLimit, { limit });
     },
+    async setNodeAuthorization(enabled) {
+      await expectOk("PUT", adminRoutes.nodeAuthorization, { enabled });
+    },
     async waitFor(resource, name, namespace, predicate) {
       const type = typeNamed(resource);
       const path = objectPath(type, name, namespace);
@@ -314,6 +324,7 @@ export async function startTestApiServer(options: StartTestApiServerOptions = {}
   if (options.initialRevision !== undefined) args.push("--initial-revision", String(options.initialRevision));
   if (options.defaultWatchTimeoutSeconds !== undefined) args.push("--watch-timeout-seconds", String(options.defaultWatchTimeoutSeconds));
   for (const namespace of options.namespaces ?? []) args.push("--namespace", namespace);
+  if (options.nodeAuthorization === true) args.push("--node-authorization");
 
   const child = Bun.spawn(["node", bundle, ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   let ready: ReadyLine;

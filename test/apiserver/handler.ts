@@ -5,6 +5,7 @@ import { authenticate, authorize, type BearerToken, type DenyRule, type UserInfo
 import { discoveryDocument } from "./discovery.ts";
 import { isJsonObject, numberAt, objectAt, parseJson, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import type { DeleteOptions, Registry } from "./registry.ts";
+import { authorizeNode, nodeNameOf, type BoundPods } from "./node-authorization.ts";
 import { findResourceType, type ResourceType } from "./resources.ts";
 import { parseRequest, type ResourceRequest } from "./routing.ts";
 import { parseSelection } from "./selection.ts";
@@ -32,6 +33,9 @@ export interface HandlerContext {
   watches: WatchHub;
   tokens: () => readonly BearerToken[];
   denyRules: () => readonly DenyRule[];
+  /** Whether node identities get the Node authorizer's and NodeRestriction's limits. */
+  nodeAuthorization: () => boolean;
+  boundPods: BoundPods;
   defaultWatchTimeoutSeconds: number | undefined;
   serverAddress: () => string;
   record: (entry: Omit<RequestRecord, "sequence">) => void;
@@ -132,7 +136,15 @@ function resolveType(info: ResourceRequest): ResourceType {
   return type;
 }
 
-async function dispatch(context: HandlerContext, info: ResourceRequest, type: ResourceType, request: IncomingMessage, response: ServerResponse, query: URLSearchParams): Promise<void> {
+async function dispatch(
+  context: HandlerContext,
+  info: ResourceRequest,
+  type: ResourceType,
+  user: UserInfo,
+  request: IncomingMessage,
+  response: ServerResponse,
+  query: URLSearchParams,
+): Promise<void> {
   const { registry } = context;
   const namespace = type.namespaced ? info.namespace : "";
   const { name, subresource } = info;
@@ -174,16 +186,16 @@ async function dispatch(context: HandlerContext, info: ResourceRequest, type: Re
     }
     case "create": {
       if (name !== "" && subresource === "binding") {
-        sendJson(response, 201, registry.bind(type, namespace, name, await readObjectBody(request)));
+        sendJson(response, 201, registry.bind(type, namespace, name, await readObjectBody(request), user));
         return;
       }
       if (name !== "") throw methodNotAllowed();
-      sendJson(response, 201, registry.create(type, namespace, await readObjectBody(request)));
+      sendJson(response, 201, registry.create(type, namespace, await readObjectBody(request), user));
       return;
     }
     case "update": {
       if (subresource === "binding") throw methodNotAllowed();
-      const result = registry.update(type, namespace, name, await readObjectBody(request), subresource);
+      const result = registry.update(type, namespace, name, await readObjectBody(request), subresource, user);
       sendJson(response, result.code, result.body);
       return;
     }
@@ -193,18 +205,18 @@ async function dispatch(context: HandlerContext, info: ResourceRequest, type: Re
       const text = await readBody(request);
       const patch = parseJson(text);
       if (patch === undefined) throw badRequest("error decoding patch: invalid JSON");
-      sendJson(response, 200, registry.patch(type, namespace, name, contentType, patch, subresource));
+      sendJson(response, 200, registry.patch(type, namespace, name, contentType, patch, subresource, user));
       return;
     }
     case "delete": {
       if (subresource !== "") throw methodNotAllowed();
-      const result = registry.delete(type, namespace, name, await readDeleteOptions(request, query));
+      const result = registry.delete(type, namespace, name, await readDeleteOptions(request, query), user);
       sendJson(response, result.code, result.body);
       return;
     }
     case "deletecollection": {
       const selection = parseSelection(type, namespace, query, "");
-      sendJson(response, 200, registry.deleteCollection(selection, await readDeleteOptions(request, query)));
+      sendJson(response, 200, registry.deleteCollection(selection, await readDeleteOptions(request, query), user));
       return;
     }
     default:
@@ -240,11 +252,19 @@ export async function handleRequest(context: HandlerContext, request: IncomingMe
       return;
     }
     if (asUser === undefined) {
-      const denial = authorize(context.denyRules(), user, info);
+      const attributes = { ...info, name: info.authorizedName };
+      const denial = authorize(context.denyRules(), user, attributes);
       if (denial !== undefined) throw denial;
+      const nodeName = context.nodeAuthorization() ? nodeNameOf(user) : undefined;
+      if (nodeName !== undefined) {
+        const nodeDenial = authorizeNode(nodeName, user, attributes, context.boundPods);
+        if (nodeDenial !== undefined) throw nodeDenial;
+      }
     }
     const type = resolveType(info);
-    await dispatch(context, info, type, request, response, url.searchParams);
+    // Silently persisting a dry run would hide bugs; refusing it makes the gap visible.
+    if (url.searchParams.has("dryRun")) throw badRequest("dryRun is not supported by the vks test API server");
+    await dispatch(context, info, type, user, request, response, url.searchParams);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     if (!response.headersSent) sendError(response, error);

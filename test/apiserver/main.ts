@@ -1,7 +1,7 @@
 // CLI entry of the test API server, built for and run by Node:
 //   node apiserver.mjs --dir DIR [--node-name N] [--port P] [--admin-port P] [--token TOKEN:USER[:GROUP,...]]...
 //     [--history-limit N] [--initial-revision N] [--watch-timeout-seconds N] [--namespace NS]...
-//     [--deny-rules JSON] [--exit-on-stdin-close]
+//     [--deny-rules JSON] [--node-authorization] [--exit-on-stdin-close]
 // Creates (or reuses) the PKI in DIR, writes kubeconfigs there, and prints one ReadyLine as JSON.
 import { join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       "watch-timeout-seconds": { type: "string" },
       namespace: { type: "string", multiple: true, default: [] },
       "deny-rules": { type: "string" },
+      "node-authorization": { type: "boolean", default: false },
       "exit-on-stdin-close": { type: "boolean", default: false },
     },
     strict: true,
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     tokens,
     denyRules: parseDenyRules(values["deny-rules"]),
     namespaces: values.namespace,
+    nodeAuthorization: values["node-authorization"],
     ...(historyLimit === undefined ? {} : { historyLimit }),
     ...(initialRevision === undefined ? {} : { initialRevision }),
     ...(watchTimeout === undefined ? {} : { defaultWatchTimeoutSeconds: watchTimeout }),

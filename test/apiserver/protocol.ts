@@ -56,4 +56,5 @@ export const adminRoutes = {
   denyRules: "/admin/deny-rules",
   tokens: "/admin/tokens",
   historyLimit: "/admin/history-limit",
+  nodeAuthorization: "/admin/node-authorization",
 } as const;

@@ -2,6 +2,8 @@
 // them: create with generateName and AlreadyExists, updates with optimistic concurrency, the three
 // patch types, graceful and finalizer-aware deletion, the status subresource and pod binding.
 import { randomBytes } from "node:crypto";
+import type { AdmissionPlugin } from "./admission.ts";
+import type { UserInfo } from "./auth.ts";
 import { cloneJson, isJsonObject, numberAt, objectAt, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import { MalformedPatchError, PatchNotApplicableError } from "./patch/errors.ts";
 import { applyJsonPatch } from "./patch/json-patch.ts";
@@ -126,6 +128,7 @@ function objectKey(object: JsonObject): string {
 export class Registry {
   constructor(
     private readonly store: ObjectStore,
+    private readonly admit: AdmissionPlugin = () => undefined,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -178,7 +181,7 @@ export class Registry {
     return { kind: type.listKind, apiVersion: apiVersionOf(type), metadata, items };
   }
 
-  create(type: ResourceType, namespace: string, body: JsonObject): JsonObject {
+  create(type: ResourceType, namespace: string, body: JsonObject, user?: UserInfo): JsonObject {
     checkDecodable(type, body);
     const object = cloneJson(body);
     const metadata = metadataOf(object);
@@ -190,15 +193,16 @@ export class Registry {
     const created = stamped(type, object);
     applyDefaults(type, created);
     prepareForCreate(type, created, this.now());
-    validateCreate(type, created);
     const name = stringAt(metadataOf(created), "name") ?? "";
+    this.admit({ operation: "CREATE", type, subresource: "", namespace, name, user, object: created, oldObject: undefined });
+    validateCreate(type, created);
     if (type.namespaced) this.requireNamespace(namespace);
     if (this.store.get(type, type.namespaced ? namespace : "", name) !== undefined) throw alreadyExists(type, name);
     return this.store.create(type, created);
   }
 
   /** PUT, of the main resource or its status; `code` is 201 when a PUT created the object. */
-  update(type: ResourceType, namespace: string, name: string, body: JsonObject, subresource: string): WriteResult {
+  update(type: ResourceType, namespace: string, name: string, body: JsonObject, subresource: string, user?: UserInfo): WriteResult {
     checkDecodable(type, body);
     const object = cloneJson(body);
     const metadata = metadataOf(object);
@@ -209,7 +213,7 @@ export class Registry {
     if (current === undefined) {
       if (subresource === "" && createsOnUpdate(type)) {
         delete metadata["resourceVersion"];
-        return { code: 201, body: this.create(type, namespace, object) };
+        return { code: 201, body: this.create(type, namespace, object, user) };
       }
       throw notFound(type, name);
     }
@@ -217,10 +221,10 @@ export class Registry {
     if (requestedVersion === "" && !allowsUnconditionalUpdate(type)) {
       throw invalid(type.group, type.resource, name, [invalidValue("metadata.resourceVersion", 0, "must be specified for an update")]);
     }
-    return { code: 200, body: this.replace(type, current, object, requestedVersion, subresource) };
+    return { code: 200, body: this.replace(type, current, object, requestedVersion, subresource, user) };
   }
 
-  patch(type: ResourceType, namespace: string, name: string, contentType: string, patchBody: JsonValue, subresource: string): JsonObject {
+  patch(type: ResourceType, namespace: string, name: string, contentType: string, patchBody: JsonValue, subresource: string, user?: UserInfo): JsonObject {
     const mediaType = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
     if (!(patchContentTypes as readonly string[]).includes(mediaType)) throw unsupportedMediaType(mediaType, patchContentTypes);
     const current = this.get(type, namespace, name);
@@ -242,11 +246,12 @@ export class Registry {
     }
     this.reconcileNamespace(type, namespace, metadata);
     // A resourceVersion inside the patch is a precondition; otherwise the patch applies to what it read.
-    return this.replace(type, current, patched, resourceVersionOf(patched), subresource);
+    return this.replace(type, current, patched, resourceVersionOf(patched), subresource, user);
   }
 
-  delete(type: ResourceType, namespace: string, name: string, options: DeleteOptions): WriteResult {
+  delete(type: ResourceType, namespace: string, name: string, options: DeleteOptions, user?: UserInfo): WriteResult {
     const current = this.get(type, namespace, name);
+    this.admit({ operation: "DELETE", type, subresource: "", namespace, name, user, object: undefined, oldObject: current });
     const metadata = metadataOf(current);
     const uid = stringAt(metadata, "uid") ?? "";
     const { preconditions } = options;
@@ -279,13 +284,13 @@ export class Registry {
     return this.remove(type, namespace, name, current);
   }
 
-  deleteCollection(selection: Selection, options: DeleteOptions): JsonObject {
+  deleteCollection(selection: Selection, options: DeleteOptions, user?: UserInfo): JsonObject {
     const { type } = selection;
     const items: JsonValue[] = [];
     for (const object of this.store.list(type, selection.namespace === "" ? undefined : selection.namespace)) {
       if (!selects(selection, object)) continue;
       const metadata = objectAt(object, "metadata");
-      const result = this.delete(type, stringAt(metadata, "namespace") ?? "", stringAt(metadata, "name") ?? "", options);
+      const result = this.delete(type, stringAt(metadata, "namespace") ?? "", stringAt(metadata, "name") ?? "", options, user);
       const { kind: _kind, apiVersion: _apiVersion, ...item } = result.body;
       items.push(returnsDeletedObject(type) ? item : object);
     }
@@ -293,7 +298,7 @@ export class Registry {
   }
 
   /** POST pods/{name}/binding: what the scheduler does to place a pod on a node. */
-  bind(type: ResourceType, namespace: string, name: string, body: JsonObject): JsonObject {
+  bind(type: ResourceType, namespace: string, name: string, body: JsonObject, user?: UserInfo): JsonObject {
     if (body["kind"] !== undefined && body["kind"] !== "Binding") throw badRequest(`the object provided is unrecognized (must be of type Binding): ${String(body["kind"])}`);
     const bodyName = stringAt(objectAt(body, "metadata"), "name") ?? "";
     if (bodyName !== "" && bodyName !== name) throw badRequest(`the name of the object (${bodyName}) does not match the name on the URL (${name})`);
@@ -307,6 +312,7 @@ export class Registry {
     if (objectAt(current, "metadata")?.["deletionTimestamp"] !== undefined) throw conflict(bindingType, name, `pod ${name} is being deleted, cannot be assigned to a host`);
     const bound = cloneJson(current);
     bound["spec"] = { ...spec, nodeName };
+    this.admit({ operation: "CREATE", type, subresource: "binding", namespace, name, user, object: bound, oldObject: current });
     const status = objectAt(bound, "status") ?? {};
     const conditions = (Array.isArray(status["conditions"]) ? status["conditions"] : []).filter(
       (condition) => !(isJsonObject(condition) && condition["type"] === "PodScheduled"),
@@ -318,7 +324,7 @@ export class Registry {
   }
 
   /** Common tail of update and patch: concurrency check, strategy rules, validation, store. */
-  private replace(type: ResourceType, current: JsonObject, incoming: JsonObject, requestedVersion: string, subresource: string): JsonObject {
+  private replace(type: ResourceType, current: JsonObject, incoming: JsonObject, requestedVersion: string, subresource: string, user: UserInfo | undefined): JsonObject {
     const name = stringAt(objectAt(current, "metadata"), "name") ?? "";
     if (requestedVersion !== "" && requestedVersion !== resourceVersionOf(current)) throw conflict(type, name, modifiedConflictDetail);
     let updated: JsonObject;
@@ -331,6 +337,8 @@ export class Registry {
     }
     updated = stamped(type, updated);
     metadataOf(updated)["resourceVersion"] = resourceVersionOf(current);
+    const namespace = stringAt(objectAt(current, "metadata"), "namespace") ?? "";
+    this.admit({ operation: "UPDATE", type, subresource, namespace, name, user, object: updated, oldObject: current });
     validateUpdate(type, updated, current);
     if (readyToRemove(updated)) {
       const metadata = objectAt(updated, "metadata");

@@ -1,5 +1,6 @@
 // Turns a request's method and path into what is being asked, following the apiserver's RequestInfo
 // rules (including `/namespaces/{name}` naming the namespace itself and the legacy `/watch/` prefix).
+import { parseFieldSelector } from "./selectors.ts";
 
 export interface ResourceRequest {
   kind: "resource";
@@ -9,7 +10,10 @@ export interface ResourceRequest {
   resource: string;
   subresource: string;
   namespace: string;
+  /** The object named in the path, "" for collections. */
   name: string;
+  /** The name authorization sees: the path's, or a list/watch's `metadata.name=` field selector's. */
+  authorizedName: string;
 }
 
 export interface NonResourceRequest {
@@ -77,5 +81,20 @@ export function parseRequest(method: string, url: URL): RequestInfo {
     default:
       verb = method.toLowerCase();
   }
-  return { kind: "resource", verb, group, version, resource, subresource, namespace, name };
+  return { kind: "resource", verb, group, version, resource, subresource, namespace, name, authorizedName: name || namedBySelector(verb, url) };
+}
+
+/**
+ * A list or watch whose field selector pins metadata.name addresses that one object, and authorizers
+ * see its name (this is how a node may watch just the secrets its pods use).
+ */
+function namedBySelector(verb: string, url: URL): string {
+  if (verb !== "list" && verb !== "watch") return "";
+  try {
+    const selector = parseFieldSelector(url.searchParams.get("fieldSelector") ?? "");
+    return selector.requirements.find((requirement) => requirement.field === "metadata.name" && !requirement.negated)?.value ?? "";
+  } catch {
+    // A malformed selector is reported by the list or watch itself.
+    return "";
+  }
 }

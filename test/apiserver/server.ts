@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import type { BearerToken, DenyRule, UserInfo } from "./auth.ts";
 import { handleRequest, type HandlerContext, type RequestRecord } from "./handler.ts";
 import { cloneJson, objectAt, stringAt, type JsonObject } from "./json.ts";
+import { nodeRestriction } from "./node-authorization.ts";
 import { Registry } from "./registry.ts";
 import { resourceTypeNamed, resourceTypes, type ResourceType } from "./resources.ts";
 import { ObjectStore, type ChangeType } from "./store.ts";
@@ -38,6 +39,11 @@ export interface TestApiServerOptions {
   namespaces?: string[];
   /** Applied to watches that send no timeoutSeconds; by default such watches stay open. */
   defaultWatchTimeoutSeconds?: number;
+  /**
+   * Limit node identities (system:node:<name>, group system:nodes) as a real cluster does, with the
+   * Node authorizer and the NodeRestriction admission plugin. Off by default.
+   */
+  nodeAuthorization?: boolean;
 }
 
 /**
@@ -67,6 +73,7 @@ export class TestApiServer {
   private port: number;
   private tokens: BearerToken[];
   private denyRules: DenyRule[];
+  private nodeAuthorization: boolean;
   private outage: OutageMode | undefined;
   private listening = false;
   readonly context: HandlerContext;
@@ -76,14 +83,21 @@ export class TestApiServer {
     this.port = options.port ?? 0;
     this.tokens = [...(options.tokens ?? [])];
     this.denyRules = [...(options.denyRules ?? [])];
+    this.nodeAuthorization = options.nodeAuthorization ?? false;
     this.store = new ObjectStore(options.historyLimit ?? 1000, options.initialRevision ?? 1000);
-    this.registry = new Registry(this.store);
+    const admitNodeWrites = nodeRestriction((name) => this.getObject("nodes", "", name));
+    this.registry = new Registry(this.store, (request) => {
+      if (this.nodeAuthorization) admitNodeWrites(request);
+    });
     this.watches = new WatchHub(this.store);
     this.context = {
       registry: this.registry,
       watches: this.watches,
       tokens: () => this.tokens,
       denyRules: () => this.denyRules,
+      nodeAuthorization: () => this.nodeAuthorization,
+      boundPods: (nodeName, namespace) =>
+        this.listObjects("pods", namespace).filter((pod) => stringAt(objectAt(pod, "spec"), "nodeName") === nodeName),
       defaultWatchTimeoutSeconds: options.defaultWatchTimeoutSeconds,
       serverAddress: () => `${this.host}:${this.port}`,
       record: (entry) => {
@@ -212,6 +226,10 @@ export class TestApiServer {
 
   setDenyRules(rules: DenyRule[]): void {
     this.denyRules = [...rules];
+  }
+
+  setNodeAuthorization(enabled: boolean): void {
+    this.nodeAuthorization = enabled;
   }
 
   setTokens(tokens: BearerToken[]): void {
