@@ -118,7 +118,7 @@ describe("restart", () => {
       expect(provider.reconciled?.map((p) => p.metadata?.name).sort()).toEqual(["adopted", "finished", "fresh"]);
       expect(provider.calls).not.toContain("create default/adopted");
       expect(provider.calls).not.toContain("create default/finished");
-      expect(listPodsForThisNode({ kubeconfig: cluster.kubeconfigPath, nodeName: "start-node" }).then((pods) => pods.length)).resolves.toBe(3);
+      await expect(listPodsForThisNode({ kubeconfig: cluster.kubeconfigPath, nodeName: "start-node" }).then((pods) => pods.length)).resolves.toBe(3);
     } finally {
       await running.stop();
     }
