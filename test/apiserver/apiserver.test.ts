@@ -779,6 +779,20 @@ describe("events and outages", () => {
     expect(nodes.items.length).toBeGreaterThan(0);
   });
 
+  test("a resetting server drops connections until restored", async () => {
+    await cluster.admin.outage("reset");
+    let failed: unknown;
+    try {
+      await core.listNode();
+    } catch (error) {
+      failed = error;
+    }
+    await cluster.admin.restore();
+    expect(failed).toBeDefined();
+    expect(failed instanceof ApiException).toBe(false);
+    expect((await core.listNode()).items.length).toBeGreaterThan(0);
+  });
+
   test("an unavailable server answers 503", async () => {
     await cluster.admin.outage("unavailable");
     try {
@@ -803,6 +817,16 @@ describe("admin helpers", () => {
     );
     const running = await waiting;
     expect(nameOf(running ?? {})).toBe("awaited");
+  });
+
+  test("waitFor survives its watch being closed and sees a deletion", async () => {
+    await cluster.admin.create("configmaps", { metadata: { name: "doomed" } });
+    const openBefore = (await cluster.admin.state()).openWatches;
+    const gone = cluster.admin.waitFor("configmaps", "doomed", "default", (configMap) => configMap === undefined);
+    while ((await cluster.admin.state()).openWatches === openBefore) await Bun.sleep(5);
+    await cluster.admin.closeWatches();
+    await core.deleteNamespacedConfigMap({ namespace: "default", name: "doomed" });
+    expect(await gone).toBeUndefined();
   });
 
   test("put bypasses validation, and watchers see it", async () => {

@@ -70,6 +70,7 @@ export interface ListRequestOptions {
 export interface TestApiServerAdmin {
   /** The object, or undefined if it does not exist. `namespace` is ignored for cluster-scoped types. */
   get(resource: string, name: string, namespace?: string): Promise<JsonObject | undefined>;
+  /** Items come back with kind and apiVersion filled in, unlike the wire format of a list. */
   list(resource: string, options?: ListRequestOptions): Promise<JsonObject[]>;
   /** Creates through the API (validated, defaulted); the namespace comes from metadata, else "default". */
   create(resource: string, object: JsonObject): Promise<JsonObject>;
@@ -174,6 +175,46 @@ async function readReadyLine(process: Bun.Subprocess<"pipe", "pipe", "pipe">): P
   throw new Error(`test API server exited with ${exitCode} before it was ready:\n${errorOutput}`);
 }
 
+type WatchOutcome = { satisfied: true; object: JsonObject | undefined } | { satisfied: false };
+
+/** Watches one object from `revision` until `predicate` holds or the stream ends. */
+async function watchOnce(
+  collectionUrl: string,
+  name: string,
+  revision: string,
+  predicate: (object: JsonObject | undefined) => boolean,
+): Promise<WatchOutcome> {
+  const query = new URLSearchParams({ watch: "1", fieldSelector: `metadata.name=${name}`, resourceVersion: revision });
+  const abort = new AbortController();
+  const response = await fetch(`${collectionUrl}?${query}`, { signal: abort.signal });
+  if (response.status !== 200 || response.body === null) {
+    throw new AdminApiError(response.status, parseJson(await response.text()) ?? null);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return { satisfied: false };
+      buffered += decoder.decode(value, { stream: true });
+      let newline = buffered.indexOf("\n");
+      while (newline !== -1) {
+        const event = parseJson(buffered.slice(0, newline));
+        buffered = buffered.slice(newline + 1);
+        newline = buffered.indexOf("\n");
+        if (!isJsonObject(event) || !isJsonObject(event["object"])) continue;
+        if (event["type"] === "ERROR") return { satisfied: false };
+        if (event["type"] === "BOOKMARK") continue;
+        const object = event["type"] === "DELETED" ? undefined : event["object"];
+        if (predicate(object)) return { satisfied: true, object };
+      }
+    }
+  } finally {
+    abort.abort();
+  }
+}
+
 function createAdmin(adminUrl: string): TestApiServerAdmin {
   const call = async (method: string, path: string, body?: JsonValue, contentType = "application/json"): Promise<{ code: number; body: JsonValue }> => {
     const response = await fetch(`${adminUrl}${path}`, {
@@ -270,43 +311,20 @@ function createAdmin(adminUrl: string): TestApiServerAdmin {
     },
     async waitFor(resource, name, namespace, predicate) {
       const type = typeNamed(resource);
-      const path = objectPath(type, name, namespace);
-      const first = await call("GET", path);
-      if (first.code !== 404 && (first.code >= 300 || !isJsonObject(first.body))) throw new AdminApiError(first.code, first.body);
-      let current = first.code === 404 ? undefined : (first.body as JsonObject);
-      if (predicate(current)) return current;
-      const revision = current === undefined ? undefined : stringAt(objectAt(current, "metadata"), "resourceVersion");
-      // A missing object has no revision of its own; the list revision says where to watch from.
-      const startRevision = revision ?? stringAt(objectAt(await expectObject("GET", `${collectionPath(type, namespace)}?limit=1`), "metadata"), "resourceVersion");
+      // Each round reads the current state, then watches from it; a watch that ends or expires
+      // (timeouts, closeWatches, compaction) simply starts the next round.
       for (;;) {
-        const query = new URLSearchParams({ watch: "1", fieldSelector: `metadata.name=${name}`, resourceVersion: startRevision ?? "" });
-        const abort = new AbortController();
-        const response = await fetch(`${adminUrl}${collectionPath(type, type.namespaced ? namespace : undefined)}?${query}`, { signal: abort.signal });
-        if (response.body === null) throw new Error("watch response had no body");
-        const decoder = new TextDecoder();
-        let buffered = "";
-        const reader = response.body.getReader();
-        try {
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            buffered += decoder.decode(value, { stream: true });
-            let newline = buffered.indexOf("\n");
-            while (newline !== -1) {
-              const event = parseJson(buffered.slice(0, newline));
-              buffered = buffered.slice(newline + 1);
-              newline = buffered.indexOf("\n");
-              if (!isJsonObject(event) || !isJsonObject(event["object"])) continue;
-              if (event["type"] === "ERROR") throw new AdminApiError(Number(event["object"]["code"] ?? 500), event["object"]);
-              if (event["type"] === "BOOKMARK") continue;
-              current = event["type"] === "DELETED" ? undefined : event["object"];
-              if (predicate(current)) return current;
-            }
-          }
-        } finally {
-          abort.abort();
-        }
-        throw new Error(`watch on ${path} ended before the awaited state`);
+        const read = await call("GET", objectPath(type, name, namespace));
+        if (read.code !== 404 && (read.code >= 300 || !isJsonObject(read.body))) throw new AdminApiError(read.code, read.body);
+        const current = read.code === 404 ? undefined : (read.body as JsonObject);
+        if (predicate(current)) return current;
+        // A missing object has no revision of its own; the list's says where to watch from.
+        const revision =
+          current === undefined
+            ? stringAt(objectAt(await expectObject("GET", `${collectionPath(type, namespace)}?limit=1`), "metadata"), "resourceVersion")
+            : stringAt(objectAt(current, "metadata"), "resourceVersion");
+        const outcome = await watchOnce(`${adminUrl}${collectionPath(type, type.namespaced ? namespace : undefined)}`, name, revision ?? "", predicate);
+        if (outcome.satisfied) return outcome.object;
       }
     },
   };
