@@ -120,18 +120,11 @@ export interface RunningTestApiServer {
   stop(): Promise<void>;
 }
 
-let bundlePath: Promise<string> | undefined;
-
-/** Builds main.ts for Node once per test process. */
-function buildServerBundle(): Promise<string> {
-  bundlePath ??= (async () => {
-    const outdir = mkdtempSync(join(tmpdir(), "vks-apiserver-build-"));
-    process.on("exit", () => rmSync(outdir, { recursive: true, force: true }));
-    const result = await Bun.build({ entrypoints: [join(import.meta.dir, "main.ts")], target: "node", outdir, naming: "apiserver.mjs" });
-    if (!result.success) throw new Error(`building the test API server failed:\n${result.logs.map(String).join("\n")}`);
-    return join(outdir, "apiserver.mjs");
-  })();
-  return bundlePath;
+/** Builds main.ts for Node into `dir`, which stop() removes with everything else of this server. */
+async function buildServerBundle(dir: string): Promise<string> {
+  const result = await Bun.build({ entrypoints: [join(import.meta.dir, "main.ts")], target: "node", outdir: dir, naming: "apiserver.mjs" });
+  if (!result.success) throw new Error(`building the test API server failed:\n${result.logs.map(String).join("\n")}`);
+  return join(dir, "apiserver.mjs");
 }
 
 function typeNamed(resource: string): ResourceType {
@@ -332,8 +325,8 @@ function createAdmin(adminUrl: string): TestApiServerAdmin {
 }
 
 export async function startTestApiServer(options: StartTestApiServerOptions = {}): Promise<RunningTestApiServer> {
-  const bundle = await buildServerBundle();
   const dir = mkdtempSync(join(tmpdir(), "vks-apiserver-"));
+  const bundle = await buildServerBundle(dir);
   const args = ["--dir", dir, "--exit-on-stdin-close"];
   if (options.nodeName !== undefined) args.push("--node-name", options.nodeName);
   for (const token of options.tokens ?? []) args.push("--token", `${token.token}:${token.user}:${(token.groups ?? []).join(",")}`);
