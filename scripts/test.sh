@@ -18,7 +18,7 @@ done
 
 echo "== tests (bun test, inside the systemd sandbox)"
 log=$(mktemp)
-test/sandbox.sh bun test "$@" 2>&1 | tee "$log"
+test/sandbox.sh bun test --timeout 120000 "$@" 2>&1 | tee "$log"
 test_status=${PIPESTATUS[0]}
 passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)

@@ -28,7 +28,8 @@ export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty):
       process.exit(ExitCode.usage);
     }
     await citty.runCommand(main, { rawArgs });
-    process.exit(ExitCode.ok);
+    // Commands whose outcome is not an error but still not success (a pod that failed) set exitCode.
+    process.exit(Number(process.exitCode ?? ExitCode.ok));
   } catch (err) {
     if (isCittyUsageError(err)) {
       const [command, parent] = await resolveSubCommand(main, rawArgs);

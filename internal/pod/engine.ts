@@ -10,7 +10,7 @@ import { chooseLogMode, podLogDirectory, type LogModeSetting } from "../logs/log
 import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
-import type { UnitPlan, UnitState } from "../systemd/types.ts";
+import { ExitKind, type UnitPlan, type UnitState } from "../systemd/types.ts";
 import { executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
@@ -190,12 +190,28 @@ export class PodEngine implements PodProvider {
           message: `Created container ${plan.containerName} as ${plan.unitName}`,
           container: plan.containerName,
         });
-        await this.systemd.startUnit(plan);
+        await this.startUnit(plan);
         delete tracked.waiting[plan.containerName];
         this.emitEvent(pod, { type: "Normal", reason: "Started", message: `Started container ${plan.containerName}`, container: plan.containerName });
       }),
     );
     this.emitPod(tracked);
+  }
+
+  /**
+   * A container that exits (even with an error) before systemd finishes its start job makes the job end
+   * "failed"; for a pod that is a container that ran, and its exit is the pod's status, not a start error.
+   * Only a process that never ran (systemd's own 200-243 exit statuses: no such binary, user, directory…)
+   * is a failure to start.
+   */
+  private async startUnit(plan: UnitPlan): Promise<void> {
+    try {
+      await this.systemd.startUnit(plan);
+    } catch (err) {
+      const state = await this.systemd.getUnitState(plan.unitName).catch(() => undefined);
+      const ran = state !== undefined && state.execMainStartTimestamp !== 0n && !isSystemdSetupFailure(state);
+      if (!ran) throw err;
+    }
   }
 
   private async resolveImages(pod: V1Pod, tracked: TrackedPod): Promise<Record<string, ResolvedImage>> {
@@ -447,6 +463,11 @@ function resolveExecutables(pod: V1Pod, images: Record<string, ResolvedImage>): 
     if (found) executables[name] = found;
   }
   return executables;
+}
+
+/** systemd reports its own failures to set up a process (EXIT_CHDIR … EXIT_*) as exit statuses 200-243. */
+function isSystemdSetupFailure(state: UnitState): boolean {
+  return state.execMainCode === ExitKind.exited && state.execMainStatus >= 200 && state.execMainStatus <= 243;
 }
 
 /** The first non-internal IPv4 address; pods share the host's network, so this is their IP too. */

@@ -1,8 +1,10 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, haveSystemd, listPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
 
+// Real units on a loaded 2-core machine: give each test room; none waits on a fixed delay.
+setDefaultTimeout(120_000);
 const stateDir = newStateDir();
 const user = managerFlag;
 
