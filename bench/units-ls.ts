@@ -5,6 +5,8 @@
  *   vks ls json   dist/vks units ls --user -o json
  *   systemctl     systemctl --user list-units 'vks.*'
  *   vks --version dist/vks --version                  (the binary's start cost alone, for the breakdown)
+ *   systemctl show  systemctl --user show -p MainPID,NRestarts,… 'vks.*': a native tool reading the
+ *                 per-unit fields `vks units ls` shows beyond ListUnitsByPatterns' row (reference only)
  * and, in this process, the two halves of what `vks units ls` does once started: connecting plus
  * SystemdManager.listUnits, and the single ListUnitsByPatterns call systemctl makes.
  *
@@ -127,6 +129,10 @@ async function main(): Promise<void> {
     { label: "systemctl", argv: ["systemctl", "--user", "--no-pager", "list-units", "vks.*"] },
     { label: "vks ls json", argv: [VKS, "units", "ls", "--user", "-o", "json"] },
     { label: "vks --version", argv: [VKS, "--version"] },
+    {
+      label: "systemctl show",
+      argv: ["systemctl", "--user", "--no-pager", "show", "-p", "MainPID,NRestarts,ExecMainStartTimestamp,ActiveEnterTimestamp", "vks.*"],
+    },
   ];
   const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
   const inProcess = { connect: [] as number[], listUnits: [] as number[], listByPattern: [] as number[] };
@@ -182,6 +188,7 @@ async function main(): Promise<void> {
   console.log(`    one ListUnitsByPatterns call ${ms(median(inProcess.listByPattern))}`);
   console.log(`  vks ls / systemctl = ${ratio.toFixed(2)}  (goal ≤ ${GOAL_RATIO}: ${ratio <= GOAL_RATIO ? "met" : "MISSED"})`);
   console.log(`  vks ls json / systemctl = ${jsonRatio.toFixed(2)}`);
+  console.log(`  systemctl show / systemctl list-units = ${(med("systemctl show") / med("systemctl")).toFixed(2)} (what per-unit property reads cost a native tool)`);
   console.log(`  vks ls − vks --version = ${ms(med("vks ls") - med("vks --version"))} (the listing itself, without process start)`);
 
   const summary = process.env.BENCH_SUMMARY;
