@@ -244,8 +244,8 @@ export class SystemdManager {
 
   /**
    * The loaded service units whose names match any of the glob patterns (`vks.*.service`), with their
-   * full state. Costs one ListUnitsByPatterns plus ten property reads per unit, run concurrently
-   * (about 1 s for 1000 units; see the report in test/systemd/list.test.ts).
+   * full state. Costs one ListUnitsByPatterns plus twelve property reads per unit not already known from
+   * watched signals, run concurrently (about 1 s per 1000 units; test/systemd/scale.test.ts measures it).
    */
   async listUnits(patterns: string[]): Promise<UnitState[]> {
     let rows: unknown[];
@@ -255,7 +255,9 @@ export class SystemdManager {
     } catch (err) {
       throw this.refused("cannot list units", err);
     }
-    const rowFields = new Set(["description", "loadState", "activeState", "subState"]);
+    // The row's active and sub state are read again with the rest: on a busy system the listing can be
+    // seconds older than the reads, and a row saying "running" next to an exit status would contradict it.
+    const rowFields = new Set(["description", "loadState"]);
     const remaining = FIELD_SOURCES.filter((source) => !rowFields.has(source.field));
     const states = await Promise.all(
       rows.map(async (row, index): Promise<UnitState | undefined> => {
@@ -271,6 +273,10 @@ export class SystemdManager {
         };
         // A "not-found" entry is a stub for a name something merely referred to: no unit behind it.
         if (!unitName.endsWith(SERVICE_SUFFIX) || state.loadState === "not-found") return undefined;
+        // While watching, the cache holds every signal received so far, which includes every change
+        // systemd made before answering the listing: it is at least as fresh as the row.
+        const cached = this.watching ? this.cache.get(unitName) : undefined;
+        if (cached) return cached;
         try {
           await this.readFields(state, expectString(path, `${unitName} path`), remaining);
         } catch (err) {
@@ -449,10 +455,13 @@ export class SystemdManager {
     const [name, , newOwner] = expectStringArray(signal.body, "NameOwnerChanged");
     if (name !== SYSTEMD_BUS_NAME || newOwner === undefined) return;
     if (newOwner === "") {
-      this.systemdAbsentTimer ??= setTimeout(
+      if (this.systemdAbsentTimer) return;
+      this.systemdAbsentTimer = setTimeout(
         () => this.lose(`systemd left the ${this.scope} bus and did not return within ${SYSTEMD_RETURN_GRACE_MS / 1000} s`),
         SYSTEMD_RETURN_GRACE_MS,
       );
+      // Waiting for systemd to return must not by itself keep a finished CLI command alive.
+      this.systemdAbsentTimer.unref();
       return;
     }
     // Back after a daemon-reexec: systemd restores its subscribers and jobs itself; only its name changed.
