@@ -16,7 +16,7 @@
  * own parser keeps verbatim. A unit restarted after a reload then gets `\$\$x` for `$x` and `\;` for `;`.
  * Environment values survive a reload intact, so moving such arguments into the program's environment would
  * not help either (the `${VAR}` reference itself holds a `$`). Only an exec shim reading argv from a file
- * would; see the report in test/systemd/escaping.test.ts.
+ * would (not built); test/systemd/escaping.test.ts pins down what does survive a reload.
  */
 export function escapeExecArgument(argument: string): string {
   return argument.replaceAll("$", () => "$$");
