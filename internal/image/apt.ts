@@ -32,6 +32,8 @@ export class AptError extends ImageError {
 /** Messages apt gives when its package lists are missing or older than the archive. */
 const STALE_LISTS =
   /Unable to locate package|has no installation candidate|Version '[^']*' for '[^']*' was not found|Failed to fetch|404\s+Not Found|Unable to fetch some archives/;
+/** apt's note that it fetched into a directory its _apt user cannot enter: harmless, and vks' own doing. */
+const UNSANDBOXED = /Download is performed unsandboxed as root/;
 const LOCK_HOLDER = /Could not get lock (\S+?)\.? It is held by process ([0-9]+)(?: \(([^)]*)\))?/;
 const NONINTERACTIVE_ENV: Record<string, string> = {
   DEBIAN_FRONTEND: "noninteractive",
@@ -52,8 +54,9 @@ export async function aptInstall(
   await runApt("install", flags, targets, options);
 }
 
-export async function aptUpdate(options: AptRunOptions): Promise<void> {
-  await runApt("update", [], [], options);
+/** Returns apt's warnings: a source that could not be fetched is only a warning to apt-get update. */
+export async function aptUpdate(options: AptRunOptions): Promise<string[]> {
+  return runApt("update", [], [], options);
 }
 
 /** Downloads `target`'s .deb into options.cwd without installing it. */
@@ -61,7 +64,7 @@ export async function aptDownload(target: string, options: AptRunOptions): Promi
   await runApt("download", [], [target], options);
 }
 
-async function runApt(verb: string, flags: string[], targets: string[], options: AptRunOptions): Promise<void> {
+async function runApt(verb: string, flags: string[], targets: string[], options: AptRunOptions): Promise<string[]> {
   const argv = [
     "apt-get",
     "-o",
@@ -81,6 +84,7 @@ async function runApt(verb: string, flags: string[], targets: string[], options:
   ];
   const progress = new AptProgress(options.onProgress);
   const errors: string[] = [];
+  const warnings: string[] = [];
   const result = await runCommand(argv, {
     env: { ...NONINTERACTIVE_ENV, ...options.env },
     cwd: options.cwd,
@@ -88,10 +92,13 @@ async function runApt(verb: string, flags: string[], targets: string[], options:
     onStdoutLine: (line) => progress.output(line),
     onStderrLine: (line) => {
       if (line.startsWith("E: ")) errors.push(line.slice(3));
-      else if (line.startsWith("W: ")) options.onProgress(`warning: ${line.slice(3)}`);
+      else if (line.startsWith("W: ") && !UNSANDBOXED.test(line)) {
+        warnings.push(line.slice(3));
+        options.onProgress(`warning: ${line.slice(3)}`);
+      }
     },
   });
-  if (result.exitCode === 0) return;
+  if (result.exitCode === 0) return warnings;
   const command = `apt-get ${verb}${targets.length > 0 ? ` ${targets.join(" ")}` : ""}`;
   const staleLists = errors.some((line) => STALE_LISTS.test(line));
   throw new AptError(command, errors, staleLists, hintFor(verb, errors, progress.lockHolder, targets));

@@ -2,7 +2,6 @@
  * Running the package tools (apt-get, dpkg, systemctl, flock). Always an argv array, never a shell, and
  * output is handed over line by line while the program runs so long installs can report progress.
  */
-import { createReadStream } from "node:fs";
 import { ExitCode, VksError } from "../errors.ts";
 
 export interface CommandOptions {
@@ -45,8 +44,10 @@ export async function runCommand(argv: string[], options: CommandOptions = {}): 
   const statusFd = child.stdio[3];
   const statusDone =
     options.onStatusLine !== undefined && options.fd3 === undefined && typeof statusFd === "number"
-      ? readFdLines(statusFd, options.onStatusLine)
-      : Promise.resolve();
+      ? // Bun.file's stream copes with the non-blocking pipe; node's fs.createReadStream gives up on EAGAIN
+        // and closes it, which breaks the writer's pipe.
+        readLines(Bun.file(statusFd).stream(), options.onStatusLine)
+      : Promise.resolve("");
   const [stdout, stderr] = await Promise.all([
     readLines(child.stdout, options.onStdoutLine),
     readLines(child.stderr, options.onStderrLine),
@@ -81,24 +82,4 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine?: (line: str
   partial += rest;
   if (onLine !== undefined && partial !== "") onLine(partial);
   return text;
-}
-
-function readFdLines(fd: number, onLine: (line: string) => void): Promise<void> {
-  return new Promise((resolve) => {
-    const stream = createReadStream("", { fd, encoding: "utf8" });
-    let partial = "";
-    stream.on("data", (chunk) => {
-      partial += String(chunk);
-      const lines = partial.split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) if (line !== "") onLine(line);
-    });
-    const finish = (): void => {
-      if (partial !== "") onLine(partial);
-      partial = "";
-      resolve();
-    };
-    stream.on("close", finish);
-    stream.on("error", finish);
-  });
 }

@@ -3,6 +3,7 @@
  * packages' own service starts denied, a retry after `apt-get update` when the lists are stale, the new
  * packages' units kept from starting at boot, and a record of what vks added.
  */
+import { ExitCode, VksError } from "../errors.ts";
 import { AptError, aptInstall, aptUpdate, type AptRunOptions } from "./apt.ts";
 import { installedPackages } from "./dpkg.ts";
 import { AsyncMutex, withHostLock } from "./lock.ts";
@@ -42,14 +43,22 @@ export class PackageInstaller {
     );
   }
 
-  /** `apt-get update`; call inside exclusive(). */
-  async update(onProgress: (message: string) => void, configOptions?: string[]): Promise<void> {
+  /** `apt-get update`; call inside exclusive(). Returns apt's warnings (e.g. a source it could not fetch). */
+  async update(onProgress: (message: string) => void, configOptions?: string[]): Promise<string[]> {
     onProgress("updating the package lists");
-    await aptUpdate(this.aptOptions(onProgress, {}, configOptions));
+    return aptUpdate(this.aptOptions(onProgress, {}, configOptions));
   }
 
   /** Installs the request's targets; call inside exclusive(). */
   async install(request: InstallRequest): Promise<void> {
+    const unreadable = request.targets.find((target) => target.startsWith("/") && target.includes(":"));
+    if (unreadable !== undefined) {
+      // apt-get reads `a:b` as a package with an architecture and, for a path, quietly installs nothing.
+      throw new VksError(`cannot install ${unreadable}: apt-get ignores .deb paths that contain ':'`, {
+        exitCode: ExitCode.software,
+        hint: "give vks a state directory whose path has no ':'",
+      });
+    }
     await withServiceStartsDenied(async (policyEnv) => {
       const before = await installedPackages();
       try {

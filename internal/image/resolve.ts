@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { aptDownload } from "./apt.ts";
+import { AptError, aptDownload } from "./apt.ts";
 import { downloadDeb } from "./deb.ts";
 import { installedVersion } from "./dpkg.ts";
 import { ImageError } from "./errors.ts";
@@ -89,6 +89,8 @@ export class ImageResolver {
    */
   async resolve(ref: string, pullPolicy: PullPolicy, fieldPath: string): Promise<ResolvedImage> {
     const parsed = parseImageReference(ref, fieldPath);
+    // An unconfigured host is a configuration error whether or not the package happens to be installed.
+    if (parsed.kind === "repo") prepareHostSource(this.options.stateDir, parsed.host, this.aptSources);
     const onProgress = (message: string): void => this.options.onProgress?.(`${ref}: ${message}`);
     switch (parsed.kind) {
       case "path":
@@ -154,11 +156,24 @@ export class ImageResolver {
     try {
       onProgress(`downloading ${target} from ${parsed.host}`);
       const options = { onProgress, lockTimeoutSeconds: 0, configOptions: source.configOptions, cwd: directory };
-      await aptDownload(target, options).catch(async (err: unknown) => {
+      const download = async (): Promise<void> => {
+        try {
+          await aptDownload(target, options);
+        } catch (err) {
+          if (!(err instanceof AptError)) throw err;
+          throw new ImageError("ErrImagePull", `${target} is not available from the APT source for ${parsed.host}: ${err.message}`, {
+            hint: `check that the repository configured with --apt-source ${parsed.host}=… carries ${parsed.name}`,
+            cause: err,
+          });
+        }
+      };
+      await download().catch(async (err: unknown) => {
         // A pinned version may be newer than the lists vks has for this host.
+        if (!(err instanceof ImageError && err.cause instanceof AptError && err.cause.staleLists)) throw err;
+        onProgress(`${err.message}; updating the lists of ${parsed.host} and trying again`);
+        this.lastListsUpdate.delete(parsed.host);
         await this.refreshLists(parsed.host, onProgress, source.configOptions);
-        if (err instanceof Error) onProgress(`${err.message}; trying again with fresh lists`);
-        await aptDownload(target, options);
+        await download();
       });
       const file = readdirSync(directory).find((entry) => entry.endsWith(".deb"));
       if (file === undefined) {
@@ -214,11 +229,20 @@ export class ImageResolver {
     return image;
   }
 
-  /** `apt-get update` for the host's sources or one private source, at most once per listsMaxAge. */
+  /**
+   * `apt-get update` for the host's sources or one private source, at most once per listsMaxAge. For a
+   * private source a fetch failure is the error: that source is the only place the package may come from.
+   */
   private async refreshLists(key: string, onProgress: (message: string) => void, configOptions?: string[]): Promise<void> {
     const last = this.lastListsUpdate.get(key);
     if (last !== undefined && Date.now() - last < this.listsMaxAgeMs) return;
-    await this.installer.update(onProgress, configOptions);
+    const warnings = await this.installer.update(onProgress, configOptions);
+    const failures = warnings.filter((warning) => /Failed to fetch|failed to download/.test(warning));
+    if (key !== HOST_SOURCES && failures.length > 0) {
+      throw new ImageError("ErrImagePull", `apt-get update of the source for ${key} failed: ${failures.join("; ")}`, {
+        hint: `check that the --apt-source line for ${key} names a reachable repository`,
+      });
+    }
     this.lastListsUpdate.set(key, Date.now());
   }
 }

@@ -42,8 +42,9 @@ export function prepareHostSource(stateDir: string, host: string, aptSources: Re
     });
   }
   validateDebLine(host, debLine);
-  // The host may carry a port; ':' is fine in a directory name, '/' cannot occur (ref.ts' grammar).
-  const directory = join(stateDir, "image", "apt-sources", host);
+  // apt-get silently skips a .deb whose path holds a ':' (it reads `name:arch`), so a port's ':' becomes
+  // '_', which no host name contains ('/' cannot occur either, by ref.ts' grammar).
+  const directory = join(stateDir, "image", "apt-sources", host.replaceAll(":", "_"));
   const lists = join(directory, "lists");
   mkdirSync(join(lists, "partial"), { recursive: true });
   const sourceList = join(directory, "sources.list");

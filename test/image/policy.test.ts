@@ -92,3 +92,26 @@ describe("policy-rc.d swap", () => {
     expect(() => recoverPolicy(policyPath)).toThrow(/both/);
   });
 });
+
+describe.skipIf(!existsSync("/usr/bin/deb-systemd-invoke"))("deb-systemd-invoke", () => {
+  // DPKG_ROOT makes deb-systemd-invoke consult $DPKG_ROOT/usr/sbin/policy-rc.d, so the host's file is untouched.
+  test("honours vks' policy-rc.d for vks' installs only", async () => {
+    const root = join(dir, "root");
+    const policy = join(root, "usr", "sbin", "policy-rc.d");
+    await Bun.spawn(["mkdir", "-p", join(root, "usr", "sbin")]).exited;
+    const invoke = async (env: Record<string, string>): Promise<{ exitCode: number; stderr: string }> => {
+      const child = Bun.spawn(["deb-systemd-invoke", "start", "vks-test-nonexistent.service"], {
+        env: { ...process.env, DPKG_ROOT: root, ...env },
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      const stderr = await new Response(child.stderr).text();
+      return { exitCode: await child.exited, stderr };
+    };
+    const [denied, others] = await withServiceStartsDenied(async (env) => [await invoke(env), await invoke({})], policy);
+    expect(denied.exitCode).toBe(0);
+    expect(denied.stderr).toContain("returned 101, not running");
+    expect(others.stderr).not.toContain("returned 101");
+    expect(existsSync(policy)).toBe(false);
+  });
+});
