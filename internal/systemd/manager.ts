@@ -496,6 +496,8 @@ export class SystemdManager {
   }
 
   private reportError(message: string, cause: unknown): void {
+    // Work still in flight when vks itself closed the connection failing is expected, not news.
+    if (this.closed) return;
     const err = cause instanceof SystemdError && cause.message === message ? cause : new SystemdError(message, { cause });
     if (this.errorListeners.size === 0) {
       console.warn(`vks: systemd: ${message}`);

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, haveSystemd, listPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { VKS_BINARY, eventually, haveSystemd, listPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
 
 // Real units on a loaded 2-core machine: give each test room; none waits on a fixed delay.
 setDefaultTimeout(120_000);
@@ -212,5 +212,43 @@ describe("vks binary", () => {
   test("unknown commands are usage errors", async () => {
     const run = await vks(stateDir, ["pod", "frobnicate"]);
     expect(run.exitCode).not.toBe(0);
+  });
+});
+
+describe.skipIf(!haveSystemd)("vks pod up in the foreground", () => {
+  test("Ctrl-C tears the pod down; logs -f follows", async () => {
+    const file = pod(
+      "ticker",
+      `  terminationGracePeriodSeconds: 2\n  containers:\n    - name: tick\n      image: /bin/sh\n      args: ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]\n`,
+    );
+    const foreground = Bun.spawn([VKS_BINARY, "pod", "up", file, ...user], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, VKS_STATE_DIR: stateDir, NO_COLOR: "1" },
+    });
+    await eventually("ticker running", async () => (await podNamed(stateDir, "ticker"))?.status.phase === "Running");
+
+    const follower = Bun.spawn([VKS_BINARY, "pod", "logs", "-f", "ticker", ...user], {
+      stdout: "pipe",
+      env: { ...process.env, VKS_STATE_DIR: stateDir },
+    });
+    const reader = follower.stdout.getReader();
+    let followed = "";
+    while (!/tick [3-9]/.test(followed)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      followed += new TextDecoder().decode(value);
+    }
+    expect(followed).toContain("tick 1\n");
+    follower.kill("SIGINT");
+    expect(await follower.exited).toBe(0);
+
+    foreground.kill("SIGINT");
+    const [out, exitCode] = await Promise.all([new Response(foreground.stdout).text(), foreground.exited]);
+    expect(exitCode).toBe(0);
+    expect(out).toContain("tick 1");
+    expect(await podNamed(stateDir, "ticker")).toBeUndefined();
+    const units = JSON.parse((await vks(stateDir, ["units", "ls", "-o", "json", ...user])).stdout) as { pod: string }[];
+    expect(units.some((r) => r.pod === "ticker")).toBe(false);
   });
 });
