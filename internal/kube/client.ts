@@ -8,13 +8,14 @@ import {
   CoreV1Api,
   Observable,
   PatchStrategy,
+  ResponseContext,
   Watch,
   type ConfigurationOptions,
+  type HttpLibrary,
   type CoreV1Event,
   type KubeConfig,
   type ObservableMiddleware,
   type RequestContext,
-  type ResponseContext,
   type V1ConfigMap,
   type V1Lease,
   type V1Node,
@@ -24,6 +25,7 @@ import {
 } from "@kubernetes/client-node";
 // The serializer is not re-exported by the package index; watch events arrive as plain JSON and must be
 // turned into the same typed objects (Date fields) that the generated list/get calls return.
+import type https from "node:https";
 import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
 import { toKubeApiError, watchStatusError, type ApiRequest } from "./api-error.ts";
 
@@ -42,7 +44,49 @@ export function podFromJson(json: unknown): V1Pod {
   return ObjectSerializer.deserialize(json, "V1Pod") as V1Pod;
 }
 
-function requestOptions(timeoutMs: number, contentType?: string): ConfigurationOptions<ObservableMiddleware> {
+/**
+ * Sends requests with Bun's fetch instead of client-node's node-fetch, which builds a new https.Agent
+ * (and so a new TLS connection, handshake included) for every request: under a burst of status writes
+ * those handshakes ran on the event loop and delayed every write by tens to hundreds of milliseconds.
+ * Bun's fetch keeps connections alive and pools them. TLS settings come from the agent client-node
+ * prepared for the request (the kubeconfig's CA, client certificate and key), headers (tokens) as set.
+ */
+export class PooledFetchHttpLibrary implements HttpLibrary {
+  send(request: RequestContext): Observable<ResponseContext> {
+    const agent = request.getAgent() as https.Agent | undefined;
+    const options = agent?.options;
+    const tls =
+      options === undefined
+        ? undefined
+        : {
+            ca: options.ca as string | Buffer | undefined,
+            cert: options.cert as string | Buffer | undefined,
+            key: options.key as string | Buffer | undefined,
+            passphrase: options.passphrase,
+            rejectUnauthorized: options.rejectUnauthorized,
+            serverName: options.servername,
+          };
+    const response = fetch(request.getUrl(), {
+      method: request.getHttpMethod().toString(),
+      headers: request.getHeaders(),
+      body: request.getBody(),
+      signal: request.getSignal(),
+      tls,
+    }).then((answer) => {
+      const headers: Record<string, string> = {};
+      answer.headers.forEach((value, name) => {
+        headers[name] = value;
+      });
+      return new ResponseContext(answer.status, headers, {
+        text: () => answer.text(),
+        binary: async () => Buffer.from(await answer.arrayBuffer()),
+      });
+    });
+    return new Observable(response);
+  }
+}
+
+function requestOptions(timeoutMs: number, httpApi: HttpLibrary | undefined, contentType?: string): ConfigurationOptions<ObservableMiddleware> {
   const middleware: ObservableMiddleware = {
     pre: (context: RequestContext) => {
       context.setSignal(AbortSignal.timeout(timeoutMs));
@@ -52,7 +96,7 @@ function requestOptions(timeoutMs: number, contentType?: string): ConfigurationO
     },
     post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
   };
-  return { middleware: [middleware], middlewareMergeStrategy: "append" };
+  return { ...(httpApi === undefined ? {} : { httpApi }), middleware: [middleware], middlewareMergeStrategy: "append" };
 }
 
 export class KubeClient {
@@ -69,8 +113,10 @@ export class KubeClient {
   ) {
     this.core = config.makeApiClient(CoreV1Api);
     this.coordination = config.makeApiClient(CoordinationV1Api);
-    this.plain = requestOptions(requestTimeoutMs);
-    this.mergePatch = requestOptions(requestTimeoutMs, PatchStrategy.MergePatch);
+    // A proxy (kubeconfig proxy-url) needs client-node's own proxy agent; only direct connections are pooled.
+    const httpApi = config.getCurrentCluster()?.proxyUrl ? undefined : new PooledFetchHttpLibrary();
+    this.plain = requestOptions(requestTimeoutMs, httpApi);
+    this.mergePatch = requestOptions(requestTimeoutMs, httpApi, PatchStrategy.MergePatch);
   }
 
   private async call<T>(request: ApiRequest, run: () => Promise<T>): Promise<T> {

@@ -204,7 +204,10 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     statusWriter = new PodStatusWriter(client, cache, {
       onWritten: (pod, queuedAt) => {
         trouble.recovered("pod status", "written again");
-        consola.debug(`status of ${podKeyOf(pod)} (${pod.status?.phase ?? "?"}) written ${(performance.now() - queuedAt).toFixed(1)}ms after the engine reported it`);
+        const reportedAt = performance.timeOrigin + queuedAt;
+        consola.debug(
+          `status of ${podKeyOf(pod)} (${pod.status?.phase ?? "?"}) written ${(performance.now() - queuedAt).toFixed(1)}ms after the engine reported it (at ${reportedAt.toFixed(1)})`,
+        );
       },
       onError: (pod, err) => trouble.failed("pod status", err, `will retry writing ${podKeyOf(pod)}`),
     });
