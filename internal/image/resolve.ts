@@ -123,7 +123,7 @@ export class ImageResolver {
     const effective = version !== undefined && pullPolicy === "Always" ? "IfNotPresent" : pullPolicy;
     if (effective === "Always" || !satisfied) {
       const target = version === undefined ? name : `${name}=${version}`;
-      onProgress(present === undefined ? `installing ${target}` : `${target}: installed is ${present}; installing`);
+      onProgress(present === undefined ? `installing ${target}` : `${name} ${present} is installed; installing ${target}`);
       await this.installer.exclusive(onProgress, () => installInsideLock(target));
     }
     const installed = await installedVersion(name);

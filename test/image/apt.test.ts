@@ -154,6 +154,20 @@ describe.skipIf(SKIP)("images through real apt-get (VKS_SKIP_APT=1 skips)", () =
   );
 
   test(
+    "Always on an unpinned package refreshes the lists and brings it to apt's candidate",
+    async () => {
+      progress.length = 0;
+      const image = await resolve("hello", "Always");
+      const policy = await run(["apt-cache", "policy", "--", "hello"]);
+      const candidate = /Candidate:\s*(\S+)/.exec(policy.stdout)?.[1];
+      expect(image.imageID).toBe(`dpkg:hello=${candidate}`);
+      expect(progress).toContain("hello: updating the package lists");
+      expect(progress.some((message) => /^hello: hello \S+ is installed; installing hello$/.test(message))).toBe(true);
+    },
+    APT_TEST_LIMIT_MS,
+  );
+
+  test(
     "a pinned version: the installed one needs no apt run even under Always; an unknown one fails with apt's text",
     async () => {
       await resolve("hello", "IfNotPresent");
@@ -197,6 +211,41 @@ describe.skipIf(SKIP)("images through real apt-get (VKS_SKIP_APT=1 skips)", () =
       expect(progress.some((message) => message.startsWith("tree: Unpacking tree"))).toBe(true);
       expect(progress.some((message) => message.startsWith("tree: Installed tree"))).toBe(true);
       expect(readInstalledRecord(stateDir).packages.tree).toMatchObject({ version: treeDeb.version, reference: "tree" });
+    },
+    APT_TEST_LIMIT_MS,
+  );
+
+  test(
+    "waits for the dpkg lock another process holds, saying which PID",
+    async () => {
+      await purge("tree");
+      // Holds dpkg's frontend lock the way apt and dpkg take it (fcntl), until its stdin closes.
+      const holderScript = [
+        "use Fcntl qw(F_SETLKW F_WRLCK SEEK_SET);",
+        "$| = 1;",
+        'open(my $lock, ">>", "/var/lib/dpkg/lock-frontend") or die "open: $!";',
+        'my $request = pack("s s x4 q q i x4", F_WRLCK, SEEK_SET, 0, 0, 0);',
+        'fcntl($lock, F_SETLKW, $request) or die "fcntl: $!";',
+        'print "locked\n";',
+        "<STDIN>;",
+      ].join("\n");
+      const holder = Bun.spawn(["perl", "-e", holderScript], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+      const reader = holder.stdout.getReader();
+      const firstLine = new TextDecoder().decode((await reader.read()).value);
+      expect(firstLine).toBe("locked\n");
+
+      const messages: string[] = [];
+      const waiting = new ImageResolver({
+        stateDir,
+        onProgress: (message) => {
+          messages.push(message);
+          if (message.includes("waiting for the dpkg lock")) holder.stdin.end();
+        },
+      });
+      const image = await waiting.resolve("tree", "IfNotPresent", FIELD);
+      expect(image.entrypoint).toEqual(["/usr/bin/tree"]);
+      expect(messages).toContain(`tree: waiting for the dpkg lock held by PID ${holder.pid} (perl)`);
+      await holder.exited;
     },
     APT_TEST_LIMIT_MS,
   );
