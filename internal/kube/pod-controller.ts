@@ -6,7 +6,7 @@
  * is retried with back-off.
  */
 import type { V1ContainerStatus, V1Pod, V1PodStatus } from "@kubernetes/client-node";
-import { ExitCode, VksError, errorMessage } from "../errors.ts";
+import { ValidationError, errorMessage } from "../errors.ts";
 import type { PodEvent, PodProvider } from "../pod/provider.ts";
 import { isConflict, isNotFound, type KubeApiError } from "./api-error.ts";
 import type { KubeClient } from "./client.ts";
@@ -74,11 +74,11 @@ export class PodController {
   /** Per pod key, the uid and fingerprint last handed to the provider, so status-only changes cost nothing. */
   private readonly applied = new Map<string, { uid: string; fingerprint: string }>();
   /**
-   * Uids of pods the provider has reported finished. A create can fail after the container already ran
-   * and exited (a start job fails when the process exits at once); such a pod is finished, not retried,
-   * even before its status reaches the API server.
+   * Per pod key, the uid of the pod the provider last reported finished. A create can fail after the
+   * container already ran and exited (a start job fails when the process exits at once); such a pod is
+   * finished, not retried, even before its status reaches the API server.
    */
-  private readonly finishedUids = new Set<string>();
+  private readonly finished = new Map<string, string>();
   /** The last create failure reported per key, so a pod retrying the same failure does not flood events. */
   private readonly reportedFailures = new Map<string, string>();
   private readonly envFetcher: EnvSourceFetcher;
@@ -103,7 +103,7 @@ export class PodController {
   /** Sees every status the provider reports (serve wires notifyPods here as well as to the status writer). */
   observeProviderStatus(pod: V1Pod): void {
     const uid = pod.metadata?.uid;
-    if (uid && isTerminalPhase(pod.status?.phase)) this.finishedUids.add(uid);
+    if (uid && isTerminalPhase(pod.status?.phase)) this.finished.set(podKeyOf(pod), uid);
   }
 
   enqueue(key: string): void {
@@ -138,7 +138,6 @@ export class PodController {
       // Gone from the API server (deleted with grace 0, or never ours): only the units are left to stop.
       if (running !== undefined) {
         await this.provider.deletePod(running);
-        this.finishedUids.delete(running.metadata?.uid ?? "");
         this.hooks.onDeleted?.(running);
       }
       this.forget(key);
@@ -156,7 +155,6 @@ export class PodController {
 
     if (desired.metadata?.deletionTimestamp) {
       if (running !== undefined) await this.provider.deletePod(desired);
-      this.finishedUids.delete(uid);
       this.forget(key);
       const removed = await this.removeFromApi(desired);
       if (running !== undefined || removed) this.hooks.onDeleted?.(desired);
@@ -164,7 +162,7 @@ export class PodController {
     }
 
     // A finished pod stays finished: the API server's word on that outlives any local state.
-    if (running === undefined && (isTerminalPhase(desired.status?.phase) || this.finishedUids.has(uid))) return;
+    if (running === undefined && (isTerminalPhase(desired.status?.phase) || this.finished.get(key) === uid)) return;
 
     const print = fingerprint(desired);
     if (running === undefined) {
@@ -183,14 +181,16 @@ export class PodController {
     try {
       await this.provider.createPod(resolved);
     } catch (err) {
-      if (this.finishedUids.has(uid)) return;
+      if (this.finished.get(key) === uid) return;
       const message = errorMessage(err);
       if (this.reportedFailures.get(key) !== message) {
         this.reportedFailures.set(key, message);
         this.events.record(desired, { type: "Warning", reason: "ProviderCreateFailed", message });
       }
-      if (err instanceof VksError && err.exitCode === ExitCode.invalidInput) {
-        // The spec cannot change and will never be runnable here: fail the pod instead of retrying forever.
+      if (err instanceof ValidationError) {
+        // The spec asks for something vks cannot do, and a pod's spec cannot change: fail the pod instead
+        // of retrying forever. (Image problems are different: the image field may be updated, so those
+        // stay Pending with the engine's waiting reason and are retried, as the kubelet does.)
         this.status.push({ ...desired, status: this.failedStatus(desired, message) });
         return;
       }
@@ -241,6 +241,7 @@ export class PodController {
 
   private forget(key: string): void {
     this.applied.delete(key);
+    this.finished.delete(key);
     this.reportedFailures.delete(key);
     this.queue.forget(key);
   }

@@ -117,6 +117,43 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     expect(at(bad, "status", "containerStatuses", 0, "state", "terminated")).toMatchObject({ exitCode: 3, reason: "Error" });
   }, 30_000);
 
+  test("ConfigMap and Secret env reach the process; a spec vks cannot run fails the pod with the reason", async () => {
+    await cluster.admin.create("configmaps", { metadata: { name: "greeting", namespace: "default" }, data: { WORD: "hello $(HOME)" } });
+    await cluster.admin.create("secrets", { metadata: { name: "token", namespace: "default" }, data: { value: Buffer.from("t0p").toString("base64") } });
+    await cluster.admin.create(
+      "pods",
+      pod("env-echo", {
+        restartPolicy: "Never",
+        containers: [
+          {
+            name: "main",
+            image: "/bin/sh",
+            // The pause keeps this test about env: a program that exits within milliseconds of its start
+            // races the engine's start path (reported to the engine's owner).
+            args: ["-c", 'sleep 0.5; test "$CFG_WORD|$TOKEN|$NODE" = "hello \\$(HOME)|t0p|e2e-node"'],
+            envFrom: [{ configMapRef: { name: "greeting" }, prefix: "CFG_" }],
+            env: [
+              { name: "TOKEN", valueFrom: { secretKeyRef: { name: "token", key: "value" } } },
+              { name: "NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+            ],
+          },
+        ],
+      }),
+    );
+    const finished = await cluster.admin.waitFor("pods", "env-echo", "default", (p) => phaseOf(p) === "Succeeded" || phaseOf(p) === "Failed");
+    expect(phaseOf(finished), JSON.stringify(at(finished, "status"))).toBe("Succeeded");
+
+    await cluster.admin.create(
+      "pods",
+      pod("unrunnable", { containers: [{ name: "main", image: "/bin/sleep", env: [{ name: "CPU", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } }] }] }),
+    );
+    const failed = await cluster.admin.waitFor("pods", "unrunnable", "default", (p) => phaseOf(p) === "Failed");
+    expect(at(failed, "status", "reason")).toBe("ProviderFailed");
+    expect(at(failed, "status", "message")).toContain("resourceFieldRef");
+    const events = await cluster.admin.list("events", { namespace: "default" });
+    expect(events.some((e) => at(e, "involvedObject", "name") === "unrunnable" && e["reason"] === "ProviderCreateFailed")).toBe(true);
+  }, 30_000);
+
   test("deleting a pod stops its units and removes the pod", async () => {
     await cluster.admin.create("pods", sleeper("doomed"));
     await cluster.admin.waitFor("pods", "doomed", "default", (p) => phaseOf(p) === "Running");
