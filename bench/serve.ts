@@ -18,7 +18,9 @@
  *   RSS               serve's resident memory with the N pods running.
  *
  * Run inside test/sandbox.sh (or where systemd is PID 1 with a user manager): `test/sandbox.sh bun bench/serve.ts`.
- * Needs dist/vks (`bun run build`). Knobs: BENCH_PODS (100), BENCH_PARALLEL (16).
+ * Needs dist/vks (`bun run build`). Knobs: BENCH_PODS (100), BENCH_PARALLEL (16), BENCH_KILLS (20);
+ * BENCH_SHOW_SERVE=1 prints serve's own log afterwards. Appends its figures to $BENCH_SUMMARY when set
+ * (bench/run.sh's summary block).
  */
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
