@@ -109,6 +109,19 @@ async function removeUnits(bus: BusConnection): Promise<void> {
 interface Command {
   label: string;
   argv: string[];
+  /** Whether the output lists every bench unit; a run that does not is counted as incomplete. */
+  complete?: (stdout: string) => boolean;
+}
+
+const benchLines = (stdout: string): number => stdout.split("\n").filter((line) => line.includes("vks.bench.")).length;
+
+function jsonRows(stdout: string): number {
+  try {
+    const rows: unknown = JSON.parse(stdout);
+    return Array.isArray(rows) ? rows.length : -1;
+  } catch {
+    return -1;
+  }
 }
 
 /** Wall time of one run, stdout read to the end (as a terminal or pipe would); fails on a non-zero exit. */
@@ -125,9 +138,9 @@ async function main(): Promise<void> {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) throw new Error("no user bus: run through bench/run.sh or test/sandbox.sh");
   const bus = await BusConnection.open({ scope: "user" });
   const commands: Command[] = [
-    { label: "vks ls", argv: [VKS, "units", "ls", "--user"] },
-    { label: "systemctl", argv: ["systemctl", "--user", "--no-pager", "list-units", "vks.*"] },
-    { label: "vks ls json", argv: [VKS, "units", "ls", "--user", "-o", "json"] },
+    { label: "vks ls", argv: [VKS, "units", "ls", "--user"], complete: (out) => benchLines(out) >= UNITS },
+    { label: "systemctl", argv: ["systemctl", "--user", "--no-pager", "list-units", "vks.*"], complete: (out) => benchLines(out) >= UNITS },
+    { label: "vks ls json", argv: [VKS, "units", "ls", "--user", "-o", "json"], complete: (out) => jsonRows(out) >= UNITS },
     { label: "vks --version", argv: [VKS, "--version"] },
     {
       label: "systemctl show",
@@ -135,6 +148,8 @@ async function main(): Promise<void> {
     },
   ];
   const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
+  // Output cut short (e.g. an exit before stdout drained) would make a run look faster than it is.
+  const incomplete = new Map<string, number>();
   const inProcess = { connect: [] as number[], listUnits: [] as number[], listByPattern: [] as number[] };
 
   const createStarted = performance.now();
@@ -142,20 +157,16 @@ async function main(): Promise<void> {
     await createUnits(bus);
     console.log(`units-ls: ${UNITS} units started in ${(performance.now() - createStarted).toFixed(0)} ms; ${RUNS} interleaved runs each`);
 
-    // Warm-up (page cache for the binary, systemd's unit lookups) and a check that every tool sees them all.
-    const json = await timeCommand(commands[2]!);
-    const rows: unknown = JSON.parse(json.stdout);
-    const seenByVks = Array.isArray(rows) ? rows.length : -1;
-    const seenBySystemctl = (await timeCommand(commands[1]!)).stdout.split("\n").filter((line) => line.includes("vks.bench.")).length;
-    if (seenByVks < UNITS || seenBySystemctl < UNITS) {
-      console.log(`  warning: vks lists ${seenByVks}, systemctl lists ${seenBySystemctl} of ${UNITS} units`);
-    }
+    // Warm-up: page cache for the binary, systemd's unit lookups.
+    for (const command of commands.slice(0, 3)) await timeCommand(command);
 
     for (let run = 0; run < RUNS; run++) {
       // Rotate the order so neither tool always runs right after the other's cache effects.
       const shift = run % commands.length;
       for (const command of commands.slice(shift).concat(commands.slice(0, shift))) {
-        times.get(command.label)!.push((await timeCommand(command)).ms);
+        const result = await timeCommand(command);
+        times.get(command.label)!.push(result.ms);
+        if (command.complete && !command.complete(result.stdout)) incomplete.set(command.label, (incomplete.get(command.label) ?? 0) + 1);
       }
       const t0 = performance.now();
       const manager = await SystemdManager.connect({ scope: "user" });
@@ -181,6 +192,7 @@ async function main(): Promise<void> {
     const values = times.get(command.label) ?? [];
     console.log(`  ${command.label.padEnd(14)} median ${ms(med(command.label)).padStart(10)}   runs ${values.map((v) => v.toFixed(0)).join(" ")}`);
   }
+  for (const [label, count] of incomplete) console.log(`  warning: ${label}: ${count}/${RUNS} runs printed fewer than ${UNITS} units`);
   const ratio = med("vks ls") / med("systemctl");
   const jsonRatio = med("vks ls json") / med("systemctl");
   console.log("");
