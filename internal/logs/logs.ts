@@ -59,11 +59,18 @@ export function logReaderCommand(request: LogRequest): string[] {
     const lines = request.tail === undefined ? "+1" : String(request.tail);
     return ["tail", "-n", lines, ...(request.follow ? ["-F"] : []), "--", file];
   }
+  // The unit's own output only (not systemd's messages about it), from whichever manager ran it: the
+  // system manager's units carry _SYSTEMD_UNIT, a user manager's _SYSTEMD_USER_UNIT (or _SYSTEMD_UNIT when
+  // it runs outside a user slice, as in a sandbox). journalctl ORs matches separated by "+". LogExtraFields
+  // would be simpler but journald only learns them from the system manager. Only a non-root user reading
+  // its own user manager's units needs the user journal.
+  const ownUserJournal = request.scope === "user" && process.getuid?.() !== 0;
   return [
     "journalctl",
-    ...(request.scope === "user" ? ["--user"] : []),
-    "--unit",
-    request.unitName,
+    ...(ownUserJournal ? ["--user"] : []),
+    `_SYSTEMD_UNIT=${request.unitName}`,
+    "+",
+    `_SYSTEMD_USER_UNIT=${request.unitName}`,
     "--output",
     "json",
     "--no-pager",

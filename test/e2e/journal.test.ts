@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, rmSync } from "node:fs";
+import { eventually, haveSystemd, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+
+setDefaultTimeout(120_000);
+const JOURNAL_SOCKET = "/run/systemd/journal/stdout";
+const JOURNALD = "/lib/systemd/systemd-journald";
+// The sandbox has a private /run, so a journald started here serves only the sandbox's manager. On a real
+// host journald already runs; nothing is started then.
+const canStartJournald = process.env.VKS_SANDBOX === "1" && existsSync(JOURNALD);
+const stateDir = newStateDir();
+let journald: ReturnType<typeof Bun.spawn> | undefined;
+
+beforeAll(async () => {
+  if (!existsSync(JOURNAL_SOCKET) && canStartJournald) {
+    journald = Bun.spawn([JOURNALD], { stdout: "ignore", stderr: "ignore" });
+    await eventually("journald's socket", async () => existsSync(JOURNAL_SOCKET));
+  }
+});
+
+afterAll(async () => {
+  await vks(stateDir, ["pod", "down", "--ignore-not-found", "journaled", ...managerFlag]);
+  journald?.kill();
+  await journald?.exited;
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe.skipIf(!haveSystemd || !(existsSync(JOURNAL_SOCKET) || canStartJournald))("logs through journald", () => {
+  test("--log-mode journal: pod logs reads the container's lines from the journal", async () => {
+    const file = writeManifest(
+      stateDir,
+      "journaled.yaml",
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: journaled\nspec:\n  restartPolicy: Never\n  containers:\n    - name: a\n      image: /bin/sh\n      args: ["-c", "echo from a; echo ünïcödé a"]\n    - name: b\n      image: /bin/sh\n      args: ["-c", "echo from b"]\n`,
+    );
+    const up = await vks(stateDir, ["pod", "up", "--log-mode", "journal", file, ...managerFlag]);
+    expect(up.exitCode).toBe(0);
+    expect((await podNamed(stateDir, "journaled"))?.status.phase).toBe("Succeeded");
+    // journald may take a moment to index a stream's last lines.
+    const logsA = await eventually("a's lines", async () => {
+      const run = await vks(stateDir, ["pod", "logs", "journaled", "-c", "a", ...managerFlag]);
+      return run.stdout.includes("ünïcödé a") ? run.stdout : undefined;
+    });
+    expect(logsA).toBe("from a\nünïcödé a\n");
+    const logsB = await vks(stateDir, ["pod", "logs", "journaled", "-c", "b", "--tail", "1", ...managerFlag]);
+    expect(logsB.stdout).toBe("from b\n");
+  });
+});
