@@ -140,8 +140,9 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
         ],
       }),
     );
-    const finished = await cluster.admin.waitFor("pods", "env-echo", "default", (p) => phaseOf(p) === "Succeeded" || phaseOf(p) === "Failed");
-    expect(phaseOf(finished), JSON.stringify(at(finished, "status"))).toBe("Succeeded");
+    // Waits for Succeeded (the test's own timeout bounds it) rather than for the first terminal phase: the
+    // engine can briefly report a just-started unit as ContainerStatusUnknown (reported to its owner).
+    await cluster.admin.waitFor("pods", "env-echo", "default", (p) => phaseOf(p) === "Succeeded");
 
     await cluster.admin.create(
       "pods",
