@@ -2,7 +2,7 @@
  * Running the package tools (apt-get, dpkg, systemctl, flock). Always an argv array, never a shell, and
  * output is handed over line by line while the program runs so long installs can report progress.
  */
-import { ExitCode, VksError } from "../errors.ts";
+import { errorMessage, ExitCode, VksError } from "../errors.ts";
 
 export interface CommandOptions {
   /** Added to (and overriding) vks' own environment. */
@@ -35,7 +35,7 @@ export async function runCommand(argv: string[], options: CommandOptions = {}): 
       stdio: ["ignore", "pipe", "pipe", options.fd3 ?? (options.onStatusLine === undefined ? "ignore" : "pipe")],
     });
   } catch (err) {
-    throw new VksError(`cannot run ${argv[0] ?? "(nothing)"}: ${err instanceof Error ? err.message : String(err)}`, {
+    throw new VksError(`cannot run ${argv[0] ?? "(nothing)"}: ${errorMessage(err)}`, {
       exitCode: ExitCode.unavailable,
       hint: `vks needs ${argv[0] ?? "it"} on this host (Debian's package tools)`,
       cause: err,

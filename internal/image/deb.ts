@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "../errors.ts";
 import { debControl } from "./dpkg.ts";
 import { ImageError } from "./errors.ts";
 import { LOOPBACK_HOSTS, type DebReference, versionWithoutEpoch } from "./ref.ts";
@@ -36,7 +37,7 @@ export async function downloadDeb(
   try {
     response = await fetch(ref.url, { redirect: "follow" });
   } catch (err) {
-    throw pullError(ref, `cannot fetch it: ${err instanceof Error ? err.message : String(err)}`, err);
+    throw pullError(ref, `cannot fetch it: ${errorMessage(err)}`, err);
   }
   if (!response.ok || response.body === null) {
     throw pullError(ref, `the server answered ${response.status} ${response.statusText}`);
@@ -56,7 +57,7 @@ export async function downloadDeb(
       writer.write(chunk);
     }
   } catch (err) {
-    throw pullError(ref, `the download broke off: ${err instanceof Error ? err.message : String(err)}`, err);
+    throw pullError(ref, `the download broke off: ${errorMessage(err)}`, err);
   } finally {
     await writer.end();
   }
@@ -69,7 +70,7 @@ export async function downloadDeb(
   }
 
   const control = await debControl(path).catch((err: unknown) => {
-    throw pullError(ref, `it is not a Debian package (${err instanceof Error ? err.message : String(err)})`, err);
+    throw pullError(ref, `it is not a Debian package (${errorMessage(err)})`, err);
   });
   const versionMatches = control.version === ref.version || versionWithoutEpoch(control.version) === ref.version;
   if (control.name !== ref.name || !versionMatches || control.architecture !== ref.architecture) {

@@ -3,7 +3,7 @@
  * packages' own service starts denied, a retry after `apt-get update` when the lists are stale, the new
  * packages' units kept from starting at boot, and a record of what vks added.
  */
-import { ExitCode, VksError } from "../errors.ts";
+import { errorMessage, ExitCode, VksError } from "../errors.ts";
 import { AptError, aptInstall, aptUpdate, type AptRunOptions } from "./apt.ts";
 import { installedPackages } from "./dpkg.ts";
 import { AsyncMutex, withHostLock } from "./lock.ts";
@@ -76,8 +76,11 @@ export class PackageInstaller {
           await run();
         }
       } finally {
-        // Even a failed install may have added dependencies; they get the same treatment.
-        await this.settleAdded(before, request);
+        // Even a failed install may have added dependencies; they get the same treatment. A problem here
+        // must not hide apt's own error, and the packages are usable either way: it is reported instead.
+        await this.settleAdded(before, request).catch((err: unknown) =>
+          request.onProgress(`warning: could not settle the newly installed packages: ${errorMessage(err)}`),
+        );
       }
     }, this.options.policyRcDPath);
   }

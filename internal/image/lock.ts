@@ -9,7 +9,7 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync, ftruncateSync } from "node:fs";
 import { dirname } from "node:path";
-import { ExitCode, VksError } from "../errors.ts";
+import { errorMessage, ExitCode, VksError } from "../errors.ts";
 import { runCommand } from "./command.ts";
 
 export class AsyncMutex {
@@ -42,8 +42,17 @@ export async function withHostLock<T>(
   onWaiting: (message: string) => void,
   task: () => Promise<T>,
 ): Promise<T> {
-  mkdirSync(dirname(lockPath), { recursive: true });
-  const fd = openSync(lockPath, "a+", 0o644);
+  let fd: number;
+  try {
+    mkdirSync(dirname(lockPath), { recursive: true });
+    fd = openSync(lockPath, "a+", 0o644);
+  } catch (err) {
+    throw new VksError(`cannot open the install lock ${lockPath}: ${errorMessage(err)}`, {
+      exitCode: ExitCode.permission,
+      hint: "installing packages needs root; run vks as root, or install the package on the host beforehand",
+      cause: err,
+    });
+  }
   try {
     if ((await flock(fd, ["--nonblock"])) !== 0) {
       onWaiting(`waiting for another vks process (${holderOf(lockPath)}) to finish installing packages`);

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ExitCode, VksError } from "../errors.ts";
 
 export interface InstalledPackageRecord {
   version: string;
@@ -30,7 +31,16 @@ export function readInstalledRecord(stateDir: string): InstalledPackagesFile {
   } catch {
     return { packages: {} };
   }
-  const parsed: unknown = JSON.parse(text);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new VksError(`${installedRecordPath(stateDir)} is not valid JSON`, {
+      exitCode: ExitCode.software,
+      hint: "fix or remove the file; it only lists which packages vks installed",
+      cause: err,
+    });
+  }
   if (typeof parsed !== "object" || parsed === null || !("packages" in parsed)) return { packages: {} };
   return parsed as InstalledPackagesFile;
 }

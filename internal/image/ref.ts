@@ -237,17 +237,3 @@ function splitDigest(ref: string, fail: Fail): { url: string; digest?: Sha256Dig
   }
   return { url: ref.slice(0, at), digest: { algorithm: "sha256", hex } };
 }
-
-/** How a reference reads in messages and imageIDs where the original text is not at hand. */
-export function describeReference(ref: ImageReference): string {
-  switch (ref.kind) {
-    case "package":
-      return ref.version === undefined ? ref.name : `${ref.name}=${ref.version}`;
-    case "repo":
-      return `${ref.host}/${ref.version === undefined ? ref.name : `${ref.name}=${ref.version}`}`;
-    case "deb":
-      return ref.url;
-    case "path":
-      return ref.path;
-  }
-}

@@ -11,6 +11,7 @@
  */
 import { lstatSync } from "node:fs";
 import { basename } from "node:path";
+import { errorMessage } from "../errors.ts";
 import { runCommand } from "./command.ts";
 import { packageFiles } from "./dpkg.ts";
 
@@ -63,7 +64,9 @@ export async function disableBootStart(
   for (const name of packages) {
     const units = bootStartableUnits(await packageFiles(name));
     if (units.length === 0) continue;
-    const result = await runCommand(["systemctl", "--no-reload", "disable", "--", ...units]);
+    const result = await runCommand(["systemctl", "--no-reload", "disable", "--", ...units]).catch(
+      (err: unknown) => ({ exitCode: -1, stdout: "", stderr: errorMessage(err) }),
+    );
     if (result.exitCode !== 0) {
       onProgress(`warning: could not disable ${units.join(", ")} of ${name}: ${result.stderr.trim()}`);
       continue;

@@ -7,6 +7,7 @@
  * Type=. Specifiers and `$VARS` are expanded here (see specifiers.ts and environment.ts for why). A unit
  * vks cannot take over faithfully gives no entrypoint and an explanation, so the pod must say `command`.
  */
+import { errorMessage } from "../errors.ts";
 import type { ExecCommand, ServiceType } from "../systemd/types.ts";
 import {
   environmentMap,
@@ -121,7 +122,7 @@ function expandOrExplain(text: string, specifiers: SpecifierValues, unitName: st
   try {
     return expandSpecifiers(text, specifiers);
   } catch (err) {
-    throw new CannotTakeOver(`${unitName}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new CannotTakeOver(`${unitName}: ${errorMessage(err)}`);
   }
 }
 
@@ -129,7 +130,7 @@ function parseOrExplain(value: string, setting: string): ParsedExecCommand[] {
   try {
     return parseExecLine(value);
   } catch (err) {
-    throw new CannotTakeOver(`${setting}=: ${err instanceof Error ? err.message : String(err)}`);
+    throw new CannotTakeOver(`${setting}=: ${errorMessage(err)}`);
   }
 }
 
