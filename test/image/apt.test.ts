@@ -331,6 +331,8 @@ describe.skipIf(SKIP)("images through real apt-get (VKS_SKIP_APT=1 skips)", () =
   test(
     "a package already on the host is left as it was; several units and none named like it: no entrypoint",
     async () => {
+      // e2fsprogs is Priority: required in Debian 12, so every host has it, with its units enabled.
+      if ((await installedVersion("e2fsprogs")) === undefined) return;
       const wants = "/etc/systemd/system/multi-user.target.wants/e2scrub_reap.service";
       const enabledBefore = existsSync(wants);
       progress.length = 0;
