@@ -30,17 +30,29 @@ const gc = defineCommand({
     description: `Stop and remove vks units whose pod vks no longer knows (including failed leftovers).
 Units that do not follow vks' naming scheme are never touched.
 
+With --kubeconfig, pods the API server no longer assigns to this node are removed too (what
+\`vks serve\` does when it starts).
+
 Examples:
   vks units gc --dry-run
-  vks units gc`,
+  vks units gc
+  vks units gc --kubeconfig ~/.kube/config --nodename edge-1`,
   },
   args: {
     "dry-run": { type: "boolean", description: "Only say what would be removed", default: false },
+    kubeconfig: { type: "string", description: "Also remove pods the API server no longer assigns to this node" },
+    nodename: { type: "string", description: "This node's name in the cluster (default: host name)" },
     ...managerArgs,
   },
   async run({ args }) {
     const { collectGarbageUnits } = await import("../internal/actions/units.ts");
-    await collectGarbageUnits({ scope: scopeFromArgs(args), stateDir: args["state-dir"], dryRun: args["dry-run"] });
+    await collectGarbageUnits({
+      scope: scopeFromArgs(args),
+      stateDir: args["state-dir"],
+      dryRun: args["dry-run"],
+      kubeconfig: args.kubeconfig,
+      nodeName: args.nodename,
+    });
   },
 });
 

@@ -70,17 +70,34 @@ export function renderUnitTable(rows: UnitRow[]): string {
 }
 
 /**
- * `vks units gc`: stops and removes vks units whose pod has no record. Units outside the naming scheme are
+ * `vks units gc`: stops and removes vks units whose pod has no record. With a kubeconfig, also every pod
+ * (record and units) the API server no longer assigns to this node. Units outside the naming scheme are
  * never touched. Returns the units removed (or, with dryRun, that would be).
  */
-export async function collectGarbageUnits(options: { scope: ManagerScope; stateDir?: string; dryRun: boolean }): Promise<string[]> {
+export async function collectGarbageUnits(options: {
+  scope: ManagerScope;
+  stateDir?: string;
+  dryRun: boolean;
+  kubeconfig?: string;
+  nodeName?: string;
+}): Promise<string[]> {
   const { PodEngine } = await import("../pod/engine.ts");
   const engine = await PodEngine.open({ scope: options.scope, stateDir: options.stateDir });
   try {
-    const orphans = await engine.removeOrphanUnits(options.dryRun);
-    for (const unit of orphans) consola[options.dryRun ? "info" : "success"](`${options.dryRun ? "would remove" : "removed"} ${unit}`);
-    if (orphans.length === 0) consola.info("no orphaned vks units");
-    return orphans;
+    const verb = options.dryRun ? "would remove" : "removed";
+    let units: string[];
+    if (options.kubeconfig !== undefined || options.nodeName !== undefined) {
+      const { listPodsForThisNode } = await import("../kube/node-pods.ts");
+      const desired = await listPodsForThisNode({ kubeconfig: options.kubeconfig, nodeName: options.nodeName });
+      const removed = await engine.removePodsExcept(desired, options.dryRun);
+      for (const pod of removed.pods) consola[options.dryRun ? "info" : "success"](`${verb} pod ${pod} (not on this node in the API server)`);
+      units = removed.units;
+    } else {
+      units = await engine.removeOrphanUnits(options.dryRun);
+    }
+    for (const unit of units) consola[options.dryRun ? "info" : "success"](`${verb} ${unit}`);
+    if (units.length === 0) consola.info("no orphaned vks units");
+    return units;
   } finally {
     await engine.close();
   }

@@ -11,7 +11,7 @@ import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../st
 import { SystemdManager } from "../systemd/manager.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import { ExitKind, type UnitPlan, type UnitState } from "../systemd/types.ts";
-import { executablesNeeded, planPod } from "./plan.ts";
+import { MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
@@ -195,6 +195,9 @@ export class PodEngine implements PodProvider {
         this.emitEvent(pod, { type: "Normal", reason: "Started", message: `Started container ${plan.containerName}`, container: plan.containerName });
       }),
     );
+    // Read the units back before reporting: a status built before their first signal arrives would say
+    // the containers are gone (ContainerStatusUnknown) and, for restartPolicy Never, that the pod Failed.
+    await this.refreshUnits(tracked);
     this.emitPod(tracked);
   }
 
@@ -261,6 +264,11 @@ export class PodEngine implements PodProvider {
       for (const unit of tracked.record.units) {
         this.emitEvent(tracked.record.manifest, { type: "Normal", reason: "Killing", message: `Stopping container ${unit.container}`, container: unit.container });
       }
+      const grace = pod.metadata?.deletionGracePeriodSeconds;
+      if (grace !== undefined && grace !== null) {
+        const seconds = BigInt(Math.max(grace, MINIMUM_GRACE_PERIOD_SECONDS));
+        await Promise.all(tracked.record.units.map((unit) => this.systemd.setStopTimeout(unit.unitName, seconds * 1_000_000n)));
+      }
       await this.removePodUnits(tracked);
       await this.records.delete(namespace, name);
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
@@ -297,39 +305,65 @@ export class PodEngine implements PodProvider {
   /**
    * Makes this host match `desired` (the pods the API server assigns to it): running units of known pods
    * are adopted as they are, missing ones are created, and vks units and records of any other pod are
-   * removed. Finished pods are never started again.
+   * removed. Finished pods are never started again. One pod that cannot be created does not stop the
+   * others; the failures are thrown together at the end.
    */
   async reconcile(desired: V1Pod[]): Promise<void> {
+    await this.removePodsExcept(desired);
+    const failures: string[] = [];
+    for (const pod of desired) {
+      try {
+        await this.ensurePod(pod);
+      } catch (err) {
+        failures.push(`${describePod(pod)}: ${errorMessage(err)}`);
+      }
+    }
+    if (failures.length > 0) {
+      throw new VksError(`could not start ${failures.length} pod(s):\n  ${failures.join("\n  ")}`, { exitCode: ExitCode.failure });
+    }
+  }
+
+  /**
+   * Stops and forgets every pod not in `desired` (or recorded under another UID), then removes vks units
+   * no record owns. Returns the pods and units removed. This is `vks units gc --kubeconfig`.
+   */
+  async removePodsExcept(desired: V1Pod[], dryRun = false): Promise<{ pods: string[]; units: string[] }> {
     const wanted = new Map(desired.map((pod) => [keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""), pod]));
+    const pods: string[] = [];
     for (const tracked of [...this.tracked.values()]) {
       const pod = wanted.get(keyOf(tracked.record.namespace, tracked.record.name));
-      if (!pod || pod.metadata?.uid !== tracked.record.uid) await this.deletePod(tracked.record.manifest);
+      if (pod && pod.metadata?.uid === tracked.record.uid) continue;
+      pods.push(`${tracked.record.namespace}/${tracked.record.name}`);
+      if (!dryRun) await this.deletePod(tracked.record.manifest);
     }
-    await this.removeOrphanUnits(false);
-    for (const pod of desired) {
-      const phase = pod.status?.phase;
-      const tracked = this.tracked.get(keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""));
-      if (!tracked) {
-        if (phase === "Succeeded" || phase === "Failed" || pod.metadata?.deletionTimestamp) continue;
-        await this.createPod(pod);
-        continue;
-      }
-      await this.refreshUnits(tracked);
-      const missing = tracked.record.units.filter((unit) => tracked.units[unit.container] === undefined);
-      if (missing.length === 0 || phase === "Succeeded" || phase === "Failed") continue;
-      // Units vanish when the host reboots or vks died between writing the record and starting them.
-      await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
-        const images = await this.resolveImages(tracked.record.manifest, tracked);
-        const plans = planPod({
-          pod: tracked.record.manifest,
-          images,
-          executables: resolveExecutables(tracked.record.manifest, images),
-          logs: tracked.record.logs,
-          hostIP: this.options.hostIP,
-        }).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
-        await this.startUnits(tracked, plans);
-      });
+    const units = await this.removeOrphanUnits(dryRun);
+    return { pods, units };
+  }
+
+  /** Creates a desired pod vks does not have, or the units it lost; adopts what runs. */
+  private async ensurePod(pod: V1Pod): Promise<void> {
+    const phase = pod.status?.phase;
+    const finished = phase === "Succeeded" || phase === "Failed";
+    const tracked = this.tracked.get(keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""));
+    if (!tracked) {
+      if (!finished && !pod.metadata?.deletionTimestamp) await this.createPod(pod);
+      return;
     }
+    await this.refreshUnits(tracked);
+    const missing = tracked.record.units.filter((unit) => tracked.units[unit.container] === undefined);
+    if (missing.length === 0 || finished) return;
+    // Units vanish when the host reboots or vks died between writing the record and starting them.
+    await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
+      const images = await this.resolveImages(tracked.record.manifest, tracked);
+      const plans = planPod({
+        pod: tracked.record.manifest,
+        images,
+        executables: resolveExecutables(tracked.record.manifest, images),
+        logs: tracked.record.logs,
+        hostIP: this.options.hostIP,
+      }).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
+      await this.startUnits(tracked, plans);
+    });
   }
 
   /**

@@ -8,7 +8,7 @@ import { expectArray, expectNumber, expectString, expectStringArray, expectVaria
 import { describeSystemdExitStatus } from "./exit-status.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
-import { toDbusProperties } from "./properties.ts";
+import { stopTimeoutProperty, toDbusProperties } from "./properties.ts";
 import { ExitKind, type UnitPlan, type UnitState } from "./types.ts";
 import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
 import {
@@ -216,6 +216,24 @@ export class SystemdManager {
       await this.bus.call({ ...MANAGER, member: "ResetFailedUnit", signature: "s", body: [unitName] });
     } catch (err) {
       if (!isDbusError(err, DBUS_ERROR.noSuchUnit)) throw this.refused(`cannot reset ${unitName} after stopping it`, err);
+    }
+  }
+
+  /**
+   * Changes how long the next stop may take before SIGKILL, for this run of the unit only: a delete may
+   * ask for a grace period other than the pod's own (kubectl delete --grace-period). A missing unit is fine.
+   */
+  async setStopTimeout(unitName: string, timeoutStopUSec: bigint): Promise<void> {
+    try {
+      await this.bus.call({
+        ...MANAGER,
+        member: "SetUnitProperties",
+        signature: "sba(sv)",
+        body: [unitName, true, [stopTimeoutProperty(timeoutStopUSec)]],
+      });
+    } catch (err) {
+      if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return;
+      throw this.refused(`cannot set the stop timeout of ${unitName}`, err);
     }
   }
 

@@ -94,3 +94,8 @@ function outputProperty(stream: "StandardOutput" | "StandardError", appendToFile
     ? [stream, new Variant("s", "journal")]
     : [`${stream}FileToAppend`, new Variant("s", appendToFile)];
 }
+
+/** TimeoutStopUSec alone, for changing a running unit's grace period (SetUnitProperties). */
+export function stopTimeoutProperty(timeoutStopUSec: bigint): DbusProperty {
+  return ["TimeoutStopUSec", new Variant("t", timeoutStopUSec)];
+}
