@@ -11,33 +11,48 @@ interface Citty {
  * citty's runMain prints raw errors and always exits 1; scripts need vks' documented exit codes, and
  * users need the hint that says how to fix a problem. So vks resolves help/version itself and maps errors.
  */
-export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty): Promise<never> {
+export async function runCli(main: CommandDef, rawArgs: string[], citty: Citty): Promise<void> {
+  finish(await runToExitCode(main, rawArgs, citty));
+}
+
+/**
+ * Ends with `code` by letting the event loop drain rather than calling process.exit(): exit() drops what
+ * is still queued for a pipe (`vks units ls -o json | jq` would get the first 64 KiB). A handle left open
+ * by mistake must not hang the command, hence the unref'd timer.
+ */
+function finish(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), FORCED_EXIT_DELAY_MS).unref();
+}
+const FORCED_EXIT_DELAY_MS = 5_000;
+
+async function runToExitCode(main: CommandDef, rawArgs: string[], citty: Citty): Promise<number> {
   try {
     if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
       const [command, parent] = await resolveSubCommand(main, rawArgs);
       process.stdout.write((await citty.renderUsage(await withSummaries(command), parent)) + "\n");
-      process.exit(ExitCode.ok);
+      return ExitCode.ok;
     }
     if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
       const meta = await resolve(main.meta);
       process.stdout.write(`${meta?.version ?? "unknown"}\n`);
-      process.exit(ExitCode.ok);
+      return ExitCode.ok;
     }
     if (rawArgs.length === 0) {
       process.stdout.write((await citty.renderUsage(await withSummaries(main))) + "\n");
-      process.exit(ExitCode.usage);
+      return ExitCode.usage;
     }
     await citty.runCommand(main, { rawArgs });
     // Commands whose outcome is not an error but still not success (a pod that failed) set exitCode.
-    process.exit(Number(process.exitCode ?? ExitCode.ok));
+    return Number(process.exitCode ?? ExitCode.ok);
   } catch (err) {
     if (isCittyUsageError(err)) {
       const [command, parent] = await resolveSubCommand(main, rawArgs);
       process.stderr.write((await citty.renderUsage(await withSummaries(command), parent)) + "\n");
       reportError(new VksError(err.message, { exitCode: ExitCode.usage, hint: "see --help above" }));
-      process.exit(ExitCode.usage);
+      return ExitCode.usage;
     }
-    process.exit(reportError(err));
+    return reportError(err);
   }
 }
 
