@@ -2,7 +2,7 @@ import { consola } from "consola";
 import type { ManagerScope } from "../cli/flags.ts";
 import { formatAge, renderTable } from "../cli/output.ts";
 import { SystemdManager } from "../systemd/manager.ts";
-import type { UnitState } from "../systemd/types.ts";
+import type { UnitSummary } from "../systemd/types.ts";
 import { VKS_UNIT_GLOB, parseUnitName, shortUid } from "../unit/name.ts";
 
 export interface UnitRow {
@@ -15,7 +15,7 @@ export interface UnitRow {
   subState: string;
   mainPID: number;
   restarts: number;
-  /** When the unit last changed state; ISO 8601, or null when systemd has no time for it. */
+  /** When the main process last started; ISO 8601, or null when it never did. */
   since: string | null;
 }
 
@@ -23,18 +23,18 @@ export interface UnitRow {
 export async function listVksUnits(scope: ManagerScope, namespace?: string): Promise<UnitRow[]> {
   const systemd = await SystemdManager.connect({ scope });
   try {
-    return toRows(await systemd.listUnits([VKS_UNIT_GLOB]), namespace);
+    return toRows(await systemd.listUnitSummaries([VKS_UNIT_GLOB]), namespace);
   } finally {
     await systemd.close();
   }
 }
 
-export function toRows(states: UnitState[], namespace?: string): UnitRow[] {
+export function toRows(states: UnitSummary[], namespace?: string): UnitRow[] {
   const rows: UnitRow[] = [];
   for (const state of states) {
     const parsed = parseUnitName(state.name);
     if (!parsed || (namespace !== undefined && parsed.namespace !== namespace)) continue;
-    const since = state.execMainStartTimestamp || state.activeEnterTimestamp || state.stateChangeTimestamp;
+    const since = state.execMainStartTimestamp;
     rows.push({
       unit: state.name,
       namespace: parsed.namespace,

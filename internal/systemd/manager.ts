@@ -9,7 +9,7 @@ import { describeSystemdExitStatus } from "./exit-status.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
 import { stopTimeoutProperty, toDbusProperties } from "./properties.ts";
-import { ExitKind, type UnitPlan, type UnitState } from "./types.ts";
+import { ExitKind, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
 import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
 import {
   FIELD_SOURCES,
@@ -258,6 +258,50 @@ export class SystemdManager {
     }
     if (state.loadState === "not-found") return undefined;
     return completeState(state);
+  }
+
+  /**
+   * Like listUnits, but reads only what a listing shows (main PID, restarts, start time): 3 property reads
+   * per unit instead of 10, which is most of `vks units ls`' time with many units.
+   */
+  async listUnitSummaries(patterns: string[]): Promise<UnitSummary[]> {
+    let rows: unknown[];
+    try {
+      const reply = await this.bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
+      rows = expectArray(reply.body[0], "ListUnitsByPatterns");
+    } catch (err) {
+      throw this.refused("cannot list units", err);
+    }
+    const summaries = await Promise.all(
+      rows.map(async (row, index): Promise<UnitSummary | undefined> => {
+        const [name, description, loadState, activeState, subState, , path] = expectArray(row, `ListUnitsByPatterns[${index}]`);
+        const unitName = expectString(name, "unit name");
+        const load = expectString(loadState, `${unitName} load state`);
+        if (!unitName.endsWith(SERVICE_SUFFIX) || load === "not-found") return undefined;
+        const unitPath = expectString(path, `${unitName} path`);
+        const read = async (property: string): Promise<unknown> => {
+          const reply = await this.bus.call(getProperty(unitPath, SERVICE_INTERFACE, property));
+          return expectVariantValue(reply.body[0], `${unitName} ${property}`);
+        };
+        try {
+          const [mainPID, nRestarts, started] = await Promise.all([read("MainPID"), read("NRestarts"), read("ExecMainStartTimestamp")]);
+          return {
+            name: unitName,
+            description: expectString(description, `${unitName} description`),
+            loadState: load,
+            activeState: expectString(activeState, `${unitName} active state`),
+            subState: expectString(subState, `${unitName} sub state`),
+            mainPID: expectNumber(mainPID, `${unitName} MainPID`),
+            nRestarts: expectNumber(nRestarts, `${unitName} NRestarts`),
+            execMainStartTimestamp: typeof started === "bigint" ? started : BigInt(expectNumber(started, `${unitName} ExecMainStartTimestamp`)),
+          };
+        } catch (err) {
+          if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
+          throw this.refused(`cannot read the state of ${unitName}`, err);
+        }
+      }),
+    );
+    return summaries.filter((summary): summary is UnitSummary => summary !== undefined);
   }
 
   /**

@@ -74,3 +74,16 @@ export interface UnitState {
   stateChangeTimestamp: bigint;
   nRestarts: number;
 }
+
+/** What `vks units ls` shows of a unit: the listing's own columns plus three reads, not a full UnitState. */
+export interface UnitSummary {
+  name: string;
+  description: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  mainPID: number;
+  nRestarts: number;
+  /** Microseconds since the epoch; 0n when the main process never started. */
+  execMainStartTimestamp: bigint;
+}
