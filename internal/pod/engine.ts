@@ -230,6 +230,11 @@ export class PodEngine implements PodProvider {
         const image = await this.images.resolve(reference, policy, fieldPath);
         images[container.name] = image;
         tracked.imageIDs[container.name] = image.imageID;
+        // Parts of a package's own unit vks cannot carry over (e.g. `+` prefixes) are worth a warning.
+        for (const warning of image.warnings ?? []) {
+          this.emitEvent(pod, { type: "Warning", reason: "ImageWarning", message: `${reference}: ${warning}`, container: container.name });
+          this.options.onProgress?.(`warning: ${reference}: ${warning}`);
+        }
       } catch (err) {
         const reason = err instanceof ImageError ? err.reason : "ErrImagePull";
         tracked.waiting[container.name] = { reason, message: errorMessage(err) };
