@@ -4,7 +4,8 @@
  * defaults); after the install vks disables the units of the packages that install added, and only those.
  * A package that was on the host before is left as it was.
  *
- * `systemctl disable` is the tool for it: it works whether or not systemd is running, removes the wants
+ * `systemctl --root=/ disable` is the tool for it: it works whether or not systemd (or any bus) is running,
+ * never asks for a daemon-reload (which would re-read vks' transient units, see internal/pod/launcher.ts), removes the wants
  * links the postinst made, handles an init script through systemd-sysv-install, and leaves
  * deb-systemd-helper's record saying "enabled once", so the next upgrade's postinst sees the links gone
  * (was-enabled is false) and does not enable the unit again.
@@ -64,7 +65,7 @@ export async function disableBootStart(
   for (const name of packages) {
     const units = bootStartableUnits(await packageFiles(name));
     if (units.length === 0) continue;
-    const result = await runCommand(["systemctl", "--no-reload", "disable", "--", ...units]).catch(
+    const result = await runCommand(["systemctl", "--root=/", "disable", "--", ...units]).catch(
       (err: unknown) => ({ exitCode: -1, stdout: "", stderr: errorMessage(err) }),
     );
     if (result.exitCode !== 0) {

@@ -6,7 +6,7 @@ import type { ManagerScope } from "../cli/flags.ts";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
 import { ImageError, ImageResolver, defaultPullPolicy } from "../image/resolve.ts";
 import type { PullPolicy, ResolvedImage } from "../image/types.ts";
-import { chooseLogMode, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
+import { chooseLogMode, containerLogFile, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
 import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
@@ -173,9 +173,15 @@ export class PodEngine implements PodProvider {
     try {
       await this.startUnits(tracked, plans);
     } catch (err) {
+      // The pod's log directory goes with it, so what the container said before failing goes into the error.
+      const output = logs.mode === "file" ? await lastLogLines(logs.directory, plans) : "";
       await this.removePodUnits(tracked).catch(() => undefined);
       await this.records.delete(namespace, name).catch(() => undefined);
+      if (logs.mode === "file") await rm(logs.directory, { recursive: true, force: true });
       this.untrack(tracked);
+      if (output && err instanceof VksError) {
+        throw new VksError(`${err.message}\n${output}`, { hint: err.hint, exitCode: err.exitCode, cause: err });
+      }
       throw err;
     }
   }
@@ -502,6 +508,18 @@ function resolveExecutables(pod: V1Pod, images: Record<string, ResolvedImage>): 
     if (found) executables[name] = found;
   }
   return executables;
+}
+
+/** The last lines each container wrote, indented, for an error message; "" when none wrote anything. */
+async function lastLogLines(directory: string, plans: UnitPlan[], lines = 10): Promise<string> {
+  const parts: string[] = [];
+  for (const plan of plans) {
+    const file = Bun.file(containerLogFile(directory, plan.containerName));
+    if (!(await file.exists())) continue;
+    const tail = (await file.text()).trimEnd().split("\n").slice(-lines).filter(Boolean);
+    if (tail.length > 0) parts.push(`output of ${plan.containerName}:\n${tail.map((line) => `  | ${line}`).join("\n")}`);
+  }
+  return parts.join("\n");
 }
 
 /** systemd reports its own failures to set up a process (EXIT_CHDIR … EXIT_*) as exit statuses 200-243. */
