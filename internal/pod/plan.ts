@@ -11,6 +11,7 @@ import type { ExecCommand, ServiceProperties, ServiceRestart, ServiceType, UnitP
 import { unitNameFor } from "../unit/name.ts";
 import { containerEnv, type EnvResolution, type ResolvedEnvVar } from "./env.ts";
 import { expandReferences, lookupFrom } from "./expand.ts";
+import { launchCommands } from "./launcher.ts";
 import type { RestartPolicy } from "./validate.ts";
 
 /** Where container output goes: the journal, or one append-only file per container in `directory`. */
@@ -239,13 +240,22 @@ function planContainer(input: PlanInput, container: V1Container, index: number):
   const { restart, remainAfterExit } = restartSettings(restartPolicyOf(pod));
   const graceSeconds = Math.max(pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
   const logFile = input.logs.mode === "file" ? posix.join(input.logs.directory, `${container.name}.log`) : undefined;
+  // Commands holding `$` or `;` would reach the program altered after any daemon-reload (launcher.ts).
+  const commands = launchCommands(
+    {
+      execStartPre: image.execStartPre,
+      execStart: [execStart(argv, workingDirectory, input.executables)],
+      environment: mergedEnvironment(image, env),
+    },
+    (variable) => (env.some((entry) => entry.name === variable) ? `${containerPath}.env` : `the environment of image "${image.reference}"`),
+  );
 
   const properties: ServiceProperties = {
     description: `vks pod ${namespace}/${name} container ${container.name} (image ${image.reference})`,
     type: serviceType(image, restart),
-    execStart: [execStart(argv, workingDirectory, input.executables)],
-    execStartPre: image.execStartPre,
-    environment: mergedEnvironment(image, env),
+    execStart: commands.execStart,
+    execStartPre: commands.execStartPre,
+    environment: commands.environment,
     environmentFiles: image.environmentFiles,
     ...(workingDirectory === undefined ? {} : { workingDirectory }),
     ...identity(pod, container, containerPath, image),

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import type { ResolvedImage } from "../../internal/image/types.ts";
 import { parseManifests } from "../../internal/pod/manifest.ts";
+import { LAUNCHER_SCRIPT } from "../../internal/pod/launcher.ts";
 import { executablesNeeded, planPod, type PlanLogs } from "../../internal/pod/plan.ts";
 import { validatePod } from "../../internal/pod/validate.ts";
 import { VksError } from "../../internal/errors.ts";
@@ -26,10 +27,15 @@ interface CaseInput {
 const imagesByReference: Record<string, ResolvedImage> = JSON.parse(readFileSync(join(TESTDATA, "images.json"), "utf8"));
 const executablesOnHost: Record<string, string> = JSON.parse(readFileSync(join(TESTDATA, "executables.json"), "utf8"));
 
+/** The launcher's own text is tested in launcher.test.ts; in golden files it would only add noise. */
+const LAUNCHER_ENTRY = `VKS_EXEC_SCRIPT=${LAUNCHER_SCRIPT}`;
+const LAUNCHER_PLACEHOLDER = "VKS_EXEC_SCRIPT=<LAUNCHER_SCRIPT from internal/pod/launcher.ts>";
+
 /** JSON with sorted keys and bigints as strings, so files diff cleanly and never depend on build order. */
 function stableJSON(value: unknown): string {
   const normalize = (item: unknown): unknown => {
     if (typeof item === "bigint") return item.toString();
+    if (item === LAUNCHER_ENTRY) return LAUNCHER_PLACEHOLDER;
     if (Array.isArray(item)) return item.map(normalize);
     if (typeof item === "object" && item !== null) {
       const entries = Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

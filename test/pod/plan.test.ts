@@ -28,6 +28,13 @@ function input(candidate: V1Pod, images: Record<string, ResolvedImage>, fields: 
   return { pod: candidate, images, executables: {}, logs: { mode: "journal" }, ...fields };
 }
 
+/** The argv the launcher rebuilds for `slot`, read back from a planned environment. */
+function launchedArgv(environment: string[], slot: string): string[] {
+  const values = new Map(environment.map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]));
+  const count = Number(values.get(`VKS_EXEC_${slot}_ARGC`));
+  return Array.from({ length: count }, (_, index) => values.get(`VKS_EXEC_${slot}_${index}`) ?? "<missing>");
+}
+
 function planError(run: () => unknown): VksError {
   try {
     run();
@@ -79,8 +86,9 @@ describe("planPod", () => {
       },
     ]);
     const [plan] = planPod(input(candidate, { a: image("t", { environment: ["LANG=en_US.UTF-8", "FROM_IMAGE=x", "BARE"] }) }));
-    expect(plan?.properties.environment).toEqual(["FROM_IMAGE=x", "BARE", "LANG=C", "COPY=$(FROM_IMAGE)"]);
-    expect(plan?.properties.execStart[0]?.argv).toEqual(["/bin/echo", "C", "$(FROM_IMAGE)"]);
+    expect(plan?.properties.environment.slice(0, 4)).toEqual(["FROM_IMAGE=x", "BARE", "LANG=C", "COPY=$(FROM_IMAGE)"]);
+    // The unexpanded reference keeps its "$", so the command goes through the launcher.
+    expect(launchedArgv(plan?.properties.environment ?? [], "START0")).toEqual(["/bin/echo", "C", "$(FROM_IMAGE)"]);
   });
 
   test("a duplicate env name keeps its first position and its last value", () => {
@@ -144,6 +152,48 @@ describe("planPod", () => {
     expect(settings("Always")).toEqual(["always", false]);
     expect(settings("OnFailure")).toEqual(["on-failure", true]);
     expect(settings("Never")).toEqual(["no", true]);
+  });
+
+  test("only commands holding $ or ; go through the launcher, ExecStartPre included", () => {
+    const nginx = image("nginx", {
+      entrypoint: ["/usr/sbin/nginx"],
+      execStartPre: [
+        { path: "/usr/sbin/nginx", argv: ["/usr/sbin/nginx", "-t"], ignoreFailure: false },
+        { path: "/usr/sbin/nginx", argv: ["/usr/sbin/nginx", "-t", "-g", "daemon on;"], ignoreFailure: true },
+      ],
+    });
+    const candidate = pod([
+      { name: "a", image: "nginx", args: ["-g", "daemon off;"] },
+      { name: "b", image: "t", command: ["/bin/echo", "plain", "% ' \" \\ text"] },
+    ]);
+    const [web, plain] = planPod(input(candidate, { a: nginx, b: image("t") }));
+    const properties = web?.properties;
+    expect(properties?.execStartPre[0]).toEqual({ path: "/usr/sbin/nginx", argv: ["/usr/sbin/nginx", "-t"], ignoreFailure: false });
+    expect(properties?.execStartPre[1]?.path).toBe("/bin/sh");
+    expect(properties?.execStartPre[1]?.argv.slice(-2)).toEqual(["vks-exec", "PRE1"]);
+    expect(properties?.execStartPre[1]?.ignoreFailure).toBe(true);
+    expect(properties?.execStart[0]?.argv.slice(-2)).toEqual(["vks-exec", "START0"]);
+    expect(launchedArgv(properties?.environment ?? [], "PRE1")).toEqual(["/usr/sbin/nginx", "-t", "-g", "daemon on;"]);
+    expect(launchedArgv(properties?.environment ?? [], "START0")).toEqual(["/usr/sbin/nginx", "-g", "daemon off;"]);
+    expect(properties?.environment).toContain("VKS_EXEC_SLOTS=PRE1 START0");
+    expect(properties?.environment).toContain("VKS_EXEC_START0_PATH=/usr/sbin/nginx");
+
+    expect(plain?.properties.execStart).toEqual([{ path: "/bin/echo", argv: ["/bin/echo", "plain", "% ' \" \\ text"], ignoreFailure: false }]);
+    expect(plain?.properties.environment).toEqual([]);
+  });
+
+  test("a launched command refuses environment names the launcher uses", () => {
+    const fromPod = pod([{ name: "a", image: "t", command: ["/bin/echo", "$x"], env: [{ name: "VKS_EXEC_MINE", value: "1" }] }]);
+    const err = planError(() => planPod(input(fromPod, { a: image("t") })));
+    expect(err.message).toBe("pod ns/p: spec.containers[0].env: environment variable VKS_EXEC_MINE is reserved for vks' command launcher");
+    expect(err.exitCode).toBe(ExitCode.invalidInput);
+    const fromImage = pod([{ name: "a", image: "t", command: ["/bin/echo", "a;b"] }]);
+    expect(planError(() => planPod(input(fromImage, { a: image("t", { environment: ["VKS_EXEC_SCRIPT=x"] }) }))).message).toBe(
+      `pod ns/p: the environment of image "t": environment variable VKS_EXEC_SCRIPT is reserved for vks' command launcher`,
+    );
+    // Without "$" or ";" nothing is launched, so the name is the pod's own business.
+    const direct = pod([{ name: "a", image: "t", command: ["/bin/true"], env: [{ name: "VKS_EXEC_MINE", value: "1" }] }]);
+    expect(planPod(input(direct, { a: image("t") }))[0]?.properties.environment).toEqual(["VKS_EXEC_MINE=1"]);
   });
 
   test("image type oneshot is kept when the unit does not restart always", () => {
