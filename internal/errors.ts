@@ -19,9 +19,13 @@ export class VksError extends Error {
   override readonly name: string = "VksError";
   constructor(
     message: string,
-    readonly options: { hint?: string; exitCode?: ExitCodeValue; cause?: unknown } = {},
+    readonly options: { hint?: string; exitCode?: ExitCodeValue; cause?: unknown; retryAfterMs?: number } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+  }
+  /** When a failure knows its own back-off (an image pull), how long a retry should wait; else undefined. */
+  get retryAfterMs(): number | undefined {
+    return this.options.retryAfterMs;
   }
   get hint(): string | undefined {
     return this.options.hint;

@@ -48,6 +48,7 @@ export class PullBackOff {
     if (remaining > 0) {
       throw new ImageError("ImagePullBackOff", `Back-off pulling image ${JSON.stringify(image)}`, {
         hint: `the last pull failed; vks tries again in ${Math.ceil(remaining / 1000)}s`,
+        retryAfterMs: remaining,
       });
     }
   }

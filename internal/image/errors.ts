@@ -10,9 +10,9 @@ export class ImageError extends VksError {
   constructor(
     readonly reason: ImageFailureReason,
     message: string,
-    options: { hint?: string; exitCode?: ExitCodeValue; cause?: unknown } = {},
+    options: { hint?: string; exitCode?: ExitCodeValue; cause?: unknown; retryAfterMs?: number } = {},
   ) {
-    super(message, { exitCode: options.exitCode ?? defaultExitCode(reason), hint: options.hint, cause: options.cause });
+    super(message, { ...options, exitCode: options.exitCode ?? defaultExitCode(reason) });
   }
 }
 

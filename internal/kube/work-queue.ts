@@ -3,6 +3,7 @@
  * once, adding a key that is already waiting coalesces, adding one that is being processed runs it once
  * more afterwards, and a failed key is retried with its own exponential back-off.
  */
+import { VksError } from "../errors.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 
 export interface WorkQueueOptions {
@@ -103,9 +104,11 @@ export class KeyedWorkQueue {
       await this.worker(key);
       this.retries.delete(key);
     } catch (err) {
+      // A failure that knows its own back-off (an image pull's) says when to retry; others get the queue's.
+      const known = err instanceof VksError ? err.retryAfterMs : undefined;
       let backoff = this.retries.get(key);
       if (!backoff) this.retries.set(key, (backoff = new Backoff(this.options.retry)));
-      const delay = backoff.next();
+      const delay = known ?? backoff.next();
       this.options.onError?.(key, err, delay);
       // A newer change to the key is worth trying at once; otherwise wait out the back-off.
       if (!this.dirty.has(key)) this.addAfter(key, delay);

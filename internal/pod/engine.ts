@@ -4,14 +4,14 @@ import { mkdir, rm } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import type { ManagerScope } from "../cli/flags.ts";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
-import { ImageError, ImageResolver, defaultPullPolicy } from "../image/resolve.ts";
+import { ImageError, ImageResolver, PullBackOff, defaultPullPolicy } from "../image/resolve.ts";
 import type { PullPolicy, ResolvedImage } from "../image/types.ts";
 import { chooseLogMode, containerLogFile, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
 import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import { ExitKind, type UnitPlan, type UnitState } from "../systemd/types.ts";
-import { MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
+import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
@@ -44,6 +44,7 @@ interface TrackedPod {
   imageIDs: Record<string, string>;
 }
 
+const SIGKILL = 9;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games";
 
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
@@ -58,6 +59,7 @@ export class PodEngine implements PodProvider {
   private readonly podListeners: ((pod: V1Pod) => void)[] = [];
   private readonly eventListeners: ((pod: V1Pod, event: PodEvent) => void)[] = [];
   private readonly podLocks = new Map<string, Promise<unknown>>();
+  private readonly pullBackOff = new PullBackOff();
 
   private constructor(
     readonly systemd: SystemdManager,
@@ -230,10 +232,14 @@ export class PodEngine implements PodProvider {
       const reference = container.image ?? "";
       const policy = (container.imagePullPolicy as PullPolicy | undefined) ?? defaultPullPolicy(reference);
       const fieldPath = `spec.containers[${index}].image`;
-      this.emitEvent(pod, { type: "Normal", reason: "Pulling", message: `Pulling image "${reference}"`, container: container.name });
+      // The kubelet's back-off between failed pulls: a retry within it fails at once with ImagePullBackOff.
+      const backOffKey = `${keyOf(podKey(pod).namespace, podKey(pod).name)}/${container.name}/${reference}`;
       const started = performance.now();
       try {
+        this.pullBackOff.check(backOffKey, reference);
+        this.emitEvent(pod, { type: "Normal", reason: "Pulling", message: `Pulling image "${reference}"`, container: container.name });
         const image = await this.images.resolve(reference, policy, fieldPath);
+        this.pullBackOff.recordSuccess(backOffKey);
         images[container.name] = image;
         tracked.imageIDs[container.name] = image.imageID;
         // Parts of a package's own unit vks cannot carry over (e.g. `+` prefixes) are worth a warning.
@@ -244,8 +250,17 @@ export class PodEngine implements PodProvider {
       } catch (err) {
         const reason = err instanceof ImageError ? err.reason : "ErrImagePull";
         tracked.waiting[container.name] = { reason, message: errorMessage(err) };
-        this.emitEvent(pod, { type: "Warning", reason: "Failed", message: `Failed to pull image "${reference}": ${errorMessage(err)}`, container: container.name });
+        if (reason === "ImagePullBackOff") {
+          this.emitEvent(pod, { type: "Normal", reason: "BackOff", message: `Back-off pulling image "${reference}"`, container: container.name });
+        } else {
+          this.emitEvent(pod, { type: "Warning", reason: "Failed", message: `Failed to pull image "${reference}": ${errorMessage(err)}`, container: container.name });
+        }
         this.emitPod(tracked);
+        if (reason === "ErrImagePull" && err instanceof ImageError) {
+          // The caller's retry belongs at the end of the kubelet's back-off, not on a schedule of its own.
+          const retryAfterMs = this.pullBackOff.recordFailure(backOffKey);
+          throw new ImageError(reason, err.message, { hint: err.hint, exitCode: err.exitCode, cause: err, retryAfterMs });
+        }
         throw err;
       }
       const seconds = ((performance.now() - started) / 1000).toFixed(3);
@@ -275,12 +290,22 @@ export class PodEngine implements PodProvider {
       for (const unit of tracked.record.units) {
         this.emitEvent(tracked.record.manifest, { type: "Normal", reason: "Killing", message: `Stopping container ${unit.container}`, container: unit.container });
       }
-      const grace = pod.metadata?.deletionGracePeriodSeconds;
-      if (grace !== undefined && grace !== null) {
-        const seconds = BigInt(Math.max(grace, MINIMUM_GRACE_PERIOD_SECONDS));
-        await Promise.all(tracked.record.units.map((unit) => this.systemd.setStopTimeout(unit.unitName, seconds * 1_000_000n)));
+      // A delete may ask for less time than the pod's own grace period (kubectl delete --grace-period):
+      // systemd's stop still sends SIGTERM, and vks sends SIGKILL itself when the shorter period is over.
+      const ownGrace = Math.max(tracked.record.manifest.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
+      const requested = pod.metadata?.deletionGracePeriodSeconds;
+      const grace = requested === undefined || requested === null ? ownGrace : Math.max(requested, MINIMUM_GRACE_PERIOD_SECONDS);
+      const killer =
+        grace < ownGrace
+          ? setTimeout(() => {
+              for (const unit of tracked.record.units) void this.systemd.killUnit(unit.unitName, SIGKILL).catch(() => undefined);
+            }, grace * 1000)
+          : undefined;
+      try {
+        await this.removePodUnits(tracked);
+      } finally {
+        clearTimeout(killer);
       }
-      await this.removePodUnits(tracked);
       await this.records.delete(namespace, name);
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
       this.untrack(tracked);

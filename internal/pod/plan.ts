@@ -232,7 +232,7 @@ function planContainer(input: PlanInput, container: V1Container, index: number):
   const argv = containerArgv(container, containerPath, image, env);
   if (argv.argv.length === 0) {
     throw planError(
-      `${containerPath}: image "${image.reference}" names no program to run`,
+      `${containerPath}: image "${image.reference}" names no program to run${image.explanation ? ` (${image.explanation})` : ""}`,
       `set ${containerPath}.command to the program and its arguments`,
     );
   }

@@ -8,7 +8,7 @@ import { expectArray, expectNumber, expectString, expectStringArray, expectVaria
 import { describeSystemdExitStatus } from "./exit-status.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
-import { stopTimeoutProperty, toDbusProperties } from "./properties.ts";
+import { toDbusProperties } from "./properties.ts";
 import { ExitKind, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
 import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
 import {
@@ -220,20 +220,16 @@ export class SystemdManager {
   }
 
   /**
-   * Changes how long the next stop may take before SIGKILL, for this run of the unit only: a delete may
-   * ask for a grace period other than the pod's own (kubectl delete --grace-period). A missing unit is fine.
+   * Sends `signal` to every process of the unit (KillUnit, whom "all"). A pod deleted with a grace period
+   * shorter than its own needs this: systemd 252 cannot change TimeoutStopUSec of a running service.
+   * A unit that does not exist, or has no process left, is not an error.
    */
-  async setStopTimeout(unitName: string, timeoutStopUSec: bigint): Promise<void> {
+  async killUnit(unitName: string, signal: number): Promise<void> {
     try {
-      await this.bus.call({
-        ...MANAGER,
-        member: "SetUnitProperties",
-        signature: "sba(sv)",
-        body: [unitName, true, [stopTimeoutProperty(timeoutStopUSec)]],
-      });
+      await this.bus.call({ ...MANAGER, member: "KillUnit", signature: "ssi", body: [unitName, "all", signal] });
     } catch (err) {
-      if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return;
-      throw this.refused(`cannot set the stop timeout of ${unitName}`, err);
+      if (isDbusError(err, DBUS_ERROR.noSuchUnit, "org.freedesktop.systemd1.NoSuchProcess")) return;
+      throw this.refused(`cannot signal ${unitName}`, err);
     }
   }
 

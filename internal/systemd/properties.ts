@@ -95,7 +95,3 @@ function outputProperty(stream: "StandardOutput" | "StandardError", appendToFile
     : [`${stream}FileToAppend`, new Variant("s", appendToFile)];
 }
 
-/** TimeoutStopUSec alone, for changing a running unit's grace period (SetUnitProperties). */
-export function stopTimeoutProperty(timeoutStopUSec: bigint): DbusProperty {
-  return ["TimeoutStopUSec", new Variant("t", timeoutStopUSec)];
-}

@@ -20,8 +20,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await vks(stateDir, ["pod", "down", "--ignore-not-found", "journaled", ...managerFlag]);
-  journald?.kill();
-  await journald?.exited;
+  if (journald) {
+    journald.kill();
+    await journald.exited;
+    // Its sockets outlive it; left behind, they would make later `auto` pods in this sandbox pick the journal.
+    rmSync("/run/systemd/journal", { recursive: true, force: true });
+  }
   rmSync(stateDir, { recursive: true, force: true });
 });
 

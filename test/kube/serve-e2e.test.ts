@@ -1,7 +1,7 @@
 // The compiled `vks serve` against the test API server, next to a real systemd manager: what a cluster
 // sees of a vks node, and what survives a kill -9 of vks and an API server outage.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, rmSync } from "node:fs";
 import { startTestApiServer, type RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject } from "../apiserver/json.ts";
 import { VKS_BINARY, haveSystemd, managerFlag, newStateDir, vks } from "../e2e/helpers.ts";
@@ -155,6 +155,30 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     expect(events.some((e) => at(e, "involvedObject", "name") === "unrunnable" && e["reason"] === "ProviderCreateFailed")).toBe(true);
   }, 30_000);
 
+  test("an image that cannot be pulled: ErrImagePull, then ImagePullBackOff, then Running once it can", async () => {
+    const binary = `${stateDir}/late-binary`;
+    await cluster.admin.create("pods", pod("late-image", { containers: [{ name: "main", image: binary }] }));
+    const waitingReason = (p: JsonObject | undefined) => at(p, "status", "containerStatuses", 0, "state", "waiting", "reason");
+    // ErrImagePull may last only until the first retry, so either reason will do here; the events below
+    // show both happened.
+    const pulling = await cluster.admin.waitFor("pods", "late-image", "default", (p) =>
+      ["ErrImagePull", "ImagePullBackOff"].includes(String(waitingReason(p))),
+    );
+    expect(at(pulling, "status", "phase")).toBe("Pending");
+    await cluster.admin.waitFor("pods", "late-image", "default", (p) => waitingReason(p) === "ImagePullBackOff");
+    const events = await cluster.admin.list("events", { namespace: "default" });
+    const reasons = events.filter((e) => at(e, "involvedObject", "name") === "late-image").map((e) => e["reason"]);
+    expect(reasons).toContain("Failed");
+    expect(reasons).toContain("BackOff");
+    const failed = events.find((e) => at(e, "involvedObject", "name") === "late-image" && e["reason"] === "Failed");
+    expect(String(failed?.["message"])).toContain("no such file");
+
+    await Bun.write(binary, "#!/bin/sh\nexec sleep infinity\n");
+    chmodSync(binary, 0o755);
+    // The kubelet's back-off starts at 10 s and doubles; the test's own timeout bounds the wait.
+    await cluster.admin.waitFor("pods", "late-image", "default", (p) => phaseOf(p) === "Running");
+  }, 90_000);
+
   test("deleting a pod stops its units and removes the pod", async () => {
     await cluster.admin.create("pods", sleeper("doomed"));
     await cluster.admin.waitFor("pods", "doomed", "default", (p) => phaseOf(p) === "Running");
@@ -162,6 +186,21 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     await cluster.admin.waitFor("pods", "doomed", "default", (p) => p === undefined);
     expect((await units()).some((r) => r.pod === "doomed")).toBe(false);
   }, 30_000);
+
+  test("a delete's shorter grace period wins over the pod's own", async () => {
+    // The pod would take 300 s to stop on its own terms (it ignores SIGTERM); the delete allows 2 s.
+    await cluster.admin.create(
+      "pods",
+      pod("stubborn", {
+        terminationGracePeriodSeconds: 300,
+        containers: [{ name: "main", image: "/bin/sh", args: ["-c", "trap '' TERM; while true; do sleep 1; done"] }],
+      }),
+    );
+    await cluster.admin.waitFor("pods", "stubborn", "default", (p) => phaseOf(p) === "Running");
+    await cluster.admin.delete("pods", "stubborn", "default", { gracePeriodSeconds: 2 });
+    await cluster.admin.waitFor("pods", "stubborn", "default", (p) => p === undefined);
+    expect((await units()).some((r) => r.pod === "stubborn")).toBe(false);
+  }, 60_000);
 
   test("kill -9 of vks, then a restart: running pods are adopted (same MainPID), nothing is orphaned", async () => {
     await cluster.admin.create("pods", sleeper("survivor"));
