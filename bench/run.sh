@@ -29,6 +29,9 @@ bun bench/pods.ts || status=1
 echo
 echo "== units ls (bench/units-ls.ts)"
 bun bench/units-ls.ts || status=1
+echo
+echo "== serve (bench/serve.ts: 100 pods through the API, status latency, RSS)"
+bun bench/serve.ts || status=1
 
 echo
 echo "== summary ($(nproc) cores, $(systemctl --version | head -1), bun $(bun --version))"

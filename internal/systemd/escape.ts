@@ -11,12 +11,11 @@
  * - The executable path (the `s` in `a(sasb)`) is not expanded and must not be escaped.
  * - Environment=, WorkingDirectory= and StandardOutput paths are not expanded either: they need nothing.
  *
- * Known systemd 252 limitation, not fixable from here: after a daemon-reload systemd rebuilds transient
- * units from the file it wrote, where it put `$` and `;` inside quoted arguments as `\$` and `\;`, which its
- * own parser keeps verbatim. A unit restarted after a reload then gets `\$\$x` for `$x` and `\;` for `;`.
- * Environment values survive a reload intact, so moving such arguments into the program's environment would
- * not help either (the `${VAR}` reference itself holds a `$`). Only an exec shim reading argv from a file
- * would (not built); test/systemd/escaping.test.ts pins down what does survive a reload.
+ * Known systemd 252 limitation, not fixable here: after a daemon-reload systemd rebuilds transient units
+ * from the file it wrote, where it put `$` and `;` inside quoted arguments as `\$` and `\;`, which its own
+ * parser keeps verbatim. A unit restarted after a reload would then get `\$\$x` for `$x`. The plan routes
+ * such commands through a launcher whose argv travels in the environment (internal/pod/launcher.ts), and
+ * test/systemd/reload.test.ts pins down which bytes survive a reload.
  */
 export function escapeExecArgument(argument: string): string {
   return argument.replaceAll("$", () => "$$");
