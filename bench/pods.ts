@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { PodEngine } from "../internal/pod/engine.ts";
 import { BusConnection, type MethodCall } from "../internal/systemd/bus.ts";
 import type { UnitPlan } from "../internal/systemd/types.ts";
+import { positiveInt, median } from "./knobs.ts";
 
 const PODS = positiveInt("BENCH_PODS", 100);
 const ROUNDS = positiveInt("BENCH_ROUNDS", 3);
@@ -36,19 +37,7 @@ const GOAL_RATIO = 1.5;
 
 const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 const ms = (value: number): string => `${value.toFixed(0)} ms`;
 

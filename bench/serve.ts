@@ -28,6 +28,7 @@ import { join, resolve } from "node:path";
 import { BusConnection } from "../internal/systemd/bus.ts";
 import { startTestApiServer } from "../test/apiserver/client.ts";
 import type { JsonObject } from "../test/apiserver/json.ts";
+import { positiveInt } from "./knobs.ts";
 
 const PODS = positiveInt("BENCH_PODS", 100);
 const PARALLEL = positiveInt("BENCH_PARALLEL", 16);
@@ -36,13 +37,6 @@ const NODE = "bench-node";
 const VKS = resolve(import.meta.dir, "../dist/vks");
 const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;

@@ -19,6 +19,7 @@ import { Variant } from "dbus-next";
 import { BusConnection } from "../internal/systemd/bus.ts";
 import { SystemdManager } from "../internal/systemd/manager.ts";
 import { VKS_UNIT_GLOB } from "../internal/unit/name.ts";
+import { positiveInt, median } from "./knobs.ts";
 
 const UNITS = positiveInt("BENCH_UNITS", 1000);
 const RUNS = positiveInt("BENCH_RUNS", 9);
@@ -28,19 +29,7 @@ const PATTERN = "vks.bench.*";
 
 const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 const ms = (value: number): string => `${value.toFixed(1)} ms`;
 

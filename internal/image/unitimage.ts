@@ -9,6 +9,7 @@
  */
 import { errorMessage } from "../errors.ts";
 import type { ExecCommand, ServiceType } from "../systemd/types.ts";
+import type { ResolvedImage } from "./types.ts";
 import {
   environmentMap,
   expandEnvironmentInArgv,
@@ -29,21 +30,8 @@ export interface UnitImageContext {
   findExecutable(name: string): string | undefined;
 }
 
-export interface UnitImage {
-  entrypoint: string[];
-  cmd: string[];
-  type?: ServiceType;
-  user?: string;
-  group?: string;
-  workingDirectory?: string;
-  environment: string[];
-  environmentFiles: { path: string; optional: boolean }[];
-  runtimeDirectory: string[];
-  execStartPre: ExecCommand[];
-  /** Why entrypoint is empty. */
-  explanation?: string;
-  warnings: string[];
-}
+/** What a package's unit gives its image: a ResolvedImage before it is named (reference, imageID). */
+export type UnitImage = Omit<ResolvedImage, "reference" | "imageID" | "warnings"> & { warnings: string[] };
 
 const SERVICE = "Service";
 const SERVICE_TYPES: readonly ServiceType[] = ["simple", "exec", "forking", "oneshot", "notify", "dbus", "idle"];

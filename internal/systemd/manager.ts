@@ -83,6 +83,16 @@ function getProperty(path: string, iface: string, property: string): MethodCall 
   return { destination: SYSTEMD_BUS_NAME, path, interface: PROPERTIES_INTERFACE, member: "Get", signature: "ss", body: [iface, property] };
 }
 
+/** One row of ListUnitsByPatterns. */
+interface ListedUnit {
+  name: string;
+  description: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  path: string;
+}
+
 /** Raised inside the state cache's fetcher when the unit turned out not to exist (any more). */
 class UnitGone extends Error {
   override readonly name = "UnitGone";
@@ -257,10 +267,10 @@ export class SystemdManager {
   }
 
   /**
-   * Like listUnits, but reads only what a listing shows (main PID, restarts, start time): 3 property reads
-   * per unit instead of 10, which is most of `vks units ls`' time with many units.
+   * ListUnitsByPatterns, decoded: the loaded service units matching the globs. A "not-found" entry is a
+   * stub for a name something merely referred to: no unit behind it.
    */
-  async listUnitSummaries(patterns: string[]): Promise<UnitSummary[]> {
+  private async listServiceRows(patterns: string[]): Promise<ListedUnit[]> {
     let rows: unknown[];
     try {
       const reply = await this.bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
@@ -268,32 +278,51 @@ export class SystemdManager {
     } catch (err) {
       throw this.refused("cannot list units", err);
     }
+    const listed: ListedUnit[] = [];
+    rows.forEach((row, index) => {
+      // (name, description, load, active, sub, following, path, job id, job type, job path)
+      const [name, description, loadState, activeState, subState, , path] = expectArray(row, `ListUnitsByPatterns[${index}]`);
+      const unitName = expectString(name, "unit name");
+      const unit: ListedUnit = {
+        name: unitName,
+        description: expectString(description, `${unitName} description`),
+        loadState: expectString(loadState, `${unitName} load state`),
+        activeState: expectString(activeState, `${unitName} active state`),
+        subState: expectString(subState, `${unitName} sub state`),
+        path: expectString(path, `${unitName} path`),
+      };
+      if (unitName.endsWith(SERVICE_SUFFIX) && unit.loadState !== "not-found") listed.push(unit);
+    });
+    return listed;
+  }
+
+  /**
+   * Like listUnits, but reads only what a listing shows (main PID, restarts, start time): 3 property reads
+   * per unit instead of 10, which is most of `vks units ls`' time with many units.
+   */
+  async listUnitSummaries(patterns: string[]): Promise<UnitSummary[]> {
+    const rows = await this.listServiceRows(patterns);
     const summaries = await Promise.all(
-      rows.map(async (row, index): Promise<UnitSummary | undefined> => {
-        const [name, description, loadState, activeState, subState, , path] = expectArray(row, `ListUnitsByPatterns[${index}]`);
-        const unitName = expectString(name, "unit name");
-        const load = expectString(loadState, `${unitName} load state`);
-        if (!unitName.endsWith(SERVICE_SUFFIX) || load === "not-found") return undefined;
-        const unitPath = expectString(path, `${unitName} path`);
+      rows.map(async (row): Promise<UnitSummary | undefined> => {
         const read = async (property: string): Promise<unknown> => {
-          const reply = await this.bus.call(getProperty(unitPath, SERVICE_INTERFACE, property));
-          return expectVariantValue(reply.body[0], `${unitName} ${property}`);
+          const reply = await this.bus.call(getProperty(row.path, SERVICE_INTERFACE, property));
+          return expectVariantValue(reply.body[0], `${row.name} ${property}`);
         };
         try {
           const [mainPID, nRestarts, started] = await Promise.all([read("MainPID"), read("NRestarts"), read("ExecMainStartTimestamp")]);
           return {
-            name: unitName,
-            description: expectString(description, `${unitName} description`),
-            loadState: load,
-            activeState: expectString(activeState, `${unitName} active state`),
-            subState: expectString(subState, `${unitName} sub state`),
-            mainPID: expectNumber(mainPID, `${unitName} MainPID`),
-            nRestarts: expectNumber(nRestarts, `${unitName} NRestarts`),
-            execMainStartTimestamp: typeof started === "bigint" ? started : BigInt(expectNumber(started, `${unitName} ExecMainStartTimestamp`)),
+            name: row.name,
+            description: row.description,
+            loadState: row.loadState,
+            activeState: row.activeState,
+            subState: row.subState,
+            mainPID: expectNumber(mainPID, `${row.name} MainPID`),
+            nRestarts: expectNumber(nRestarts, `${row.name} NRestarts`),
+            execMainStartTimestamp: typeof started === "bigint" ? started : BigInt(expectNumber(started, `${row.name} ExecMainStartTimestamp`)),
           };
         } catch (err) {
           if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
-          throw this.refused(`cannot read the state of ${unitName}`, err);
+          throw this.refused(`cannot read the state of ${row.name}`, err);
         }
       }),
     );
@@ -306,37 +335,22 @@ export class SystemdManager {
    * watched signals, run concurrently (about 1 s per 1000 units; test/systemd/scale.test.ts measures it).
    */
   async listUnits(patterns: string[]): Promise<UnitState[]> {
-    let rows: unknown[];
-    try {
-      const reply = await this.bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
-      rows = expectArray(reply.body[0], "ListUnitsByPatterns");
-    } catch (err) {
-      throw this.refused("cannot list units", err);
-    }
+    const rows = await this.listServiceRows(patterns);
     // The row's active and sub state are read again with the rest: on a busy system the listing can be
     // seconds older than the reads, and a row saying "running" next to an exit status would contradict it.
     const rowFields = new Set(["description", "loadState"]);
     const remaining = FIELD_SOURCES.filter((source) => !rowFields.has(source.field));
     const states = await Promise.all(
-      rows.map(async (row, index): Promise<UnitState | undefined> => {
-        // (name, description, load, active, sub, following, path, job id, job type, job path)
-        const [name, description, loadState, activeState, subState, , path] = expectArray(row, `ListUnitsByPatterns[${index}]`);
-        const unitName = expectString(name, "unit name");
-        const state: PartialUnitState = {
-          name: unitName,
-          description: expectString(description, `${unitName} description`),
-          loadState: expectString(loadState, `${unitName} load state`),
-          activeState: expectString(activeState, `${unitName} active state`),
-          subState: expectString(subState, `${unitName} sub state`),
-        };
-        // A "not-found" entry is a stub for a name something merely referred to: no unit behind it.
-        if (!unitName.endsWith(SERVICE_SUFFIX) || state.loadState === "not-found") return undefined;
+      rows.map(async (row): Promise<UnitState | undefined> => {
+        const { path: unitPath, ...listedFields } = row;
+        const unitName = row.name;
+        const state: PartialUnitState = listedFields;
         // While watching, the cache holds every signal received so far, which includes every change
         // systemd made before answering the listing: it is at least as fresh as the row.
         const cached = this.watching ? this.cache.get(unitName) : undefined;
         if (cached) return cached;
         try {
-          await this.readFields(state, expectString(path, `${unitName} path`), remaining);
+          await this.readFields(state, unitPath, remaining);
         } catch (err) {
           // Unloaded between the listing and the reads: it is simply not there any more.
           if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;

@@ -69,3 +69,11 @@ export async function listPods(stateDir: string): Promise<ListedPod[]> {
 export async function podNamed(stateDir: string, name: string): Promise<ListedPod | undefined> {
   return (await listPods(stateDir)).find((pod) => pod.metadata.name === name);
 }
+
+/** Removes every pod of `stateDir` and any vks unit left without a record: what a failed test left behind. */
+export async function removeAllPods(stateDir: string): Promise<void> {
+  for (const listed of await listPods(stateDir).catch(() => [])) {
+    await vks(stateDir, ["pod", "down", listed.metadata.name, "-n", listed.metadata.namespace, ...managerFlag]);
+  }
+  await vks(stateDir, ["units", "gc", ...managerFlag]);
+}

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { VKS_BINARY, eventually, haveSystemd, listPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { VKS_BINARY, eventually, haveSystemd, removeAllPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
 
 // Real units on a loaded 2-core machine: give each test room; none waits on a fixed delay.
 setDefaultTimeout(120_000);
@@ -10,10 +10,7 @@ const user = managerFlag;
 
 afterAll(async () => {
   // Leave the manager as found: whatever a failed test left behind goes.
-  for (const listed of await listPods(stateDir).catch(() => [])) {
-    await vks(stateDir, ["pod", "down", listed.metadata.name, "-n", listed.metadata.namespace, ...user]);
-  }
-  await vks(stateDir, ["units", "gc", ...user]);
+  await removeAllPods(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
 });
 

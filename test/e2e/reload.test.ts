@@ -8,17 +8,14 @@
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { eventually, haveSystemd, listPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { eventually, haveSystemd, removeAllPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
 const stateDir = newStateDir();
 const user = managerFlag;
 
 afterAll(async () => {
-  for (const listed of await listPods(stateDir).catch(() => [])) {
-    await vks(stateDir, ["pod", "down", listed.metadata.name, "-n", listed.metadata.namespace, ...user]);
-  }
-  await vks(stateDir, ["units", "gc", ...user]);
+  await removeAllPods(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
 });
 
