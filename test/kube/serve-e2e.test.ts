@@ -235,6 +235,21 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     await cluster.admin.waitFor("pods", "after-410", "default", (p) => phaseOf(p) === "Running");
   }, 30_000);
 
+  test("systemd re-executes itself (daemon-reexec): vks keeps creating pods and hearing about units", async () => {
+    await cluster.admin.create("pods", sleeper("before-reexec"));
+    await cluster.admin.waitFor("pods", "before-reexec", "default", (p) => phaseOf(p) === "Running");
+    const reexec = Bun.spawnSync(["systemctl", ...managerFlag, "daemon-reexec"]);
+    expect(reexec.exitCode).toBe(0);
+    // Signals still arrive: a killed container is restarted by systemd and the restart reaches the API.
+    const row = await eventually("the unit after the re-exec", async () => (await units()).find((r) => r.pod === "before-reexec" && r.mainPID > 0));
+    process.kill(row.mainPID, "SIGKILL");
+    await cluster.admin.waitFor("pods", "before-reexec", "default", (p) => Number(at(p, "status", "containerStatuses", 0, "restartCount")) >= 1);
+    // Calls still work: a new pod starts.
+    await cluster.admin.create("pods", sleeper("after-reexec"));
+    await cluster.admin.waitFor("pods", "after-reexec", "default", (p) => phaseOf(p) === "Running");
+    expect(serveProcess?.exitCode).toBeNull();
+  }, 60_000);
+
   test("an API outage: pods keep running, status catches up after recovery", async () => {
     await cluster.admin.create("pods", pod("finishes-in-outage", { restartPolicy: "Never", containers: [{ name: "main", image: "/bin/sleep", args: ["2"] }] }));
     await cluster.admin.waitFor("pods", "finishes-in-outage", "default", (p) => phaseOf(p) === "Running");
