@@ -65,7 +65,11 @@ async function resolve<T>(value: Resolvable<T> | undefined): Promise<T | undefin
   return typeof value === "function" ? (value as () => T | Promise<T>)() : value;
 }
 
-/** The deepest subcommand named by rawArgs, with its parent, for usage output. */
+/**
+ * The deepest subcommand named by rawArgs, with its parent for usage output. citty prints only the
+ * parent's own name before the command's, so the parent handed back is named by the whole path
+ * (`vks pod`), and usage reads `vks pod up`, as typed.
+ */
 async function resolveSubCommand(command: CommandDef, rawArgs: string[], parent?: CommandDef): Promise<[CommandDef, CommandDef?]> {
   const subCommands = await resolve(command.subCommands);
   if (subCommands) {
@@ -73,7 +77,10 @@ async function resolveSubCommand(command: CommandDef, rawArgs: string[], parent?
     const sub = name === undefined ? undefined : subCommands[name];
     if (sub !== undefined) {
       const resolved = (await resolve(sub)) as CommandDef;
-      return resolveSubCommand(resolved, rawArgs.slice(rawArgs.indexOf(name as string) + 1), command);
+      const meta = await resolve(command.meta);
+      const parentMeta = await resolve(parent?.meta);
+      const path = [parentMeta?.name, meta?.name].filter(Boolean).join(" ");
+      return resolveSubCommand(resolved, rawArgs.slice(rawArgs.indexOf(name as string) + 1), { ...command, meta: { ...meta, name: path } });
     }
   }
   return [command, parent];
