@@ -51,15 +51,29 @@ H=/sys/fs/cgroup
 T="vks-test-$$"
 mkdir -p "$H/systemd/$T" "$H/unified/$T"
 cleanup() {
-  # Deepest first: a cgroup directory can only be removed once its children are gone.
-  for root in "$H/systemd/$T" "$H/unified/$T"; do
-    [ -d "$root" ] && find "$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  # Deepest first: a cgroup directory can only be removed once its children are gone, and a cgroup only
+  # empties once the namespace's processes have exited, which can take a moment after its PID 1 ends.
+  for _ in $(seq 1 50); do
+    for root in "$H/systemd/$T" "$H/unified/$T"; do
+      [ -d "$root" ] && find "$root" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    [ -d "$H/systemd/$T" ] || [ -d "$H/unified/$T" ] || return 0
+    sleep 0.1
   done
+  echo "test/sandbox.sh: could not remove cgroup $T (processes still in it?)" >&2
 }
 trap cleanup EXIT
 self="$(readlink -f "$0")"
-status=0
+# The namespace runs in the background so that a TERM or INT (a timeout, Ctrl-C) reaches this script at
+# once; --kill-child makes the namespace's PID 1, and with it everything inside, die with unshare.
 bash -c 'echo $$ >"$1/systemd/$2/cgroup.procs"; echo $$ >"$1/unified/$2/cgroup.procs";
-  shift 2; exec unshare -m -C -p -f --mount-proc --propagation private "$@"' \
-  _ "$H" "$T" bash "$self" --inner "$@" || status=$?
+  shift 2; exec unshare --kill-child -m -C -p -f --mount-proc --propagation private "$@"' \
+  _ "$H" "$T" bash "$self" --inner "$@" <&0 &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+status=0
+while :; do
+  wait "$child" && status=0 || status=$?
+  kill -0 "$child" 2>/dev/null || break
+done
 exit "$status"
