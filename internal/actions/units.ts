@@ -21,7 +21,9 @@ export interface UnitRow {
 
 /** The vks units systemd knows, as rows; units that do not follow vks' naming scheme are never listed. */
 export async function listVksUnits(scope: ManagerScope, namespace?: string): Promise<UnitRow[]> {
-  const systemd = await SystemdManager.connect({ scope });
+  // Only read-only property Gets follow: a wider window than the default 16 saves round-trip waits
+  // (measured with 1000 units: 600 ms at 16 in flight, 510 ms at 128-256; the rest is decoding).
+  const systemd = await SystemdManager.connect({ scope, maxCallsInFlight: 128 });
   try {
     return toRows(await systemd.listUnitSummaries([VKS_UNIT_GLOB]), namespace);
   } finally {
