@@ -11,10 +11,12 @@
 import type { UnitState } from "./types.ts";
 import {
   FIELD_SOURCES,
+  SERVICE_INTERFACE,
   type PartialUnitState,
   type StateInterface,
   completeState,
   fieldSourceOf,
+  propertiesOf,
 } from "./unit-state.ts";
 
 /** One reply of a property fetch: the values it carried and its position among received messages. */
@@ -46,6 +48,8 @@ interface CacheEntry {
   fetching: Map<StateInterface, SignalRecord[]>;
   lastReported: UnitState | undefined;
   settleScheduled: boolean;
+  /** The Service properties were re-read for the current half-updated look; reset by every signal. */
+  serviceRechecked: boolean;
 }
 
 type KnownFields = Partial<Omit<UnitState, "name">>;
@@ -53,6 +57,17 @@ type KnownFields = Partial<Omit<UnitState, "name">>;
 function fillField<K extends keyof KnownFields>(state: PartialUnitState, known: KnownFields, field: K): void {
   const fields: KnownFields = state;
   if (fields[field] === undefined) fields[field] = known[field];
+}
+
+/**
+ * States that exist only between a unit's Unit signal and its Service signal: a failed unit whose Result
+ * still says success, or a process that ended without an exit time. Under load the two signals can be
+ * read apart, and reporting such a state would tell the pod's owner a container never started.
+ */
+export function serviceLagsBehind(state: UnitState): boolean {
+  if (state.activeState === "failed" && state.result === "success") return true;
+  const processEnded = ["exited", "failed", "dead", "auto-restart"].includes(state.subState);
+  return processEnded && state.execMainStartTimestamp !== 0n && state.execMainExitTimestamp === 0n;
 }
 
 function sameState(a: UnitState, b: UnitState): boolean {
@@ -91,6 +106,7 @@ export class UnitStateCache {
       touched.add(property);
     }
     if (touched.size === 0) return;
+    entry.serviceRechecked = false;
     entry.fetching.get(iface)?.push({ sequence, properties: touched });
     this.scheduleSettle(unitName, entry);
   }
@@ -116,7 +132,7 @@ export class UnitStateCache {
   private entryFor(unitName: string): CacheEntry {
     let entry = this.entries.get(unitName);
     if (!entry) {
-      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined, settleScheduled: false };
+      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined, settleScheduled: false, serviceRechecked: false };
       this.entries.set(unitName, entry);
     }
     return entry;
@@ -139,6 +155,12 @@ export class UnitStateCache {
   /** Reports the state if it is complete and new, else fetches what is missing. */
   private settle(unitName: string, entry: CacheEntry): void {
     const complete = completeState(entry.state);
+    if (complete && serviceLagsBehind(complete) && !entry.serviceRechecked) {
+      // Once per change: what systemd answers is the truth, even if it still looks odd.
+      entry.serviceRechecked = true;
+      if (!entry.fetching.has(SERVICE_INTERFACE)) this.startFetch(unitName, entry, SERVICE_INTERFACE, propertiesOf(SERVICE_INTERFACE));
+      return;
+    }
     if (complete) {
       if (entry.lastReported && sameState(entry.lastReported, complete)) return;
       entry.lastReported = complete;

@@ -258,6 +258,37 @@ describe("UnitStateCache", () => {
     expect(reported.at(-1)).toMatchObject({ mainPID: 0, nRestarts: 2 });
   });
 
+  test("a Unit signal read apart from its Service signal: the half-updated state is checked, never reported", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    cache.seed(NAME, { description: "d", loadState: "loaded" });
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal(), [], 2);
+    await settle();
+    expect(reported.map((r) => r.activeState)).toEqual(["active"]);
+    // The process exits 3: systemd's Unit signal arrives, and the Service one is late.
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal({ ActiveState: "failed", SubState: "failed" }), [], 3);
+    await settle();
+    expect(reported).toHaveLength(1);
+    expect(fetches.map((f) => f.iface)).toEqual([SERVICE_INTERFACE]);
+    fetches[0]?.resolve(describeFetch({ MainPID: 0, Result: "exit-code", ExecMainExitTimestamp: 11n, ExecMainCode: 1, ExecMainStatus: 3 }, 4));
+    await settle();
+    expect(reported).toHaveLength(2);
+    expect(reported[1]).toMatchObject({ activeState: "failed", result: "exit-code", execMainCode: 1, execMainStatus: 3 });
+  });
+
+  test("a state that still looks half-updated after the check is reported as systemd gave it", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    cache.seed(NAME, { description: "d", loadState: "loaded" });
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal({ ActiveState: "failed", SubState: "failed" }), [], 2);
+    await settle();
+    expect(fetches).toHaveLength(1);
+    fetches[0]?.resolve(describeFetch({ Result: "success" }, 3));
+    await settle();
+    expect(fetches).toHaveLength(1);
+    expect(reported.map((r) => [r.activeState, r.result])).toEqual([["failed", "success"]]);
+  });
+
   test("an invalidated property is fetched again before the state is reported", async () => {
     const { cache, reported, fetches, settle } = harness();
     cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal(), [], 1);
