@@ -3,7 +3,7 @@
  * every status update). Everything comes from /proc, /sys, /etc and statfs; nothing here is invented.
  */
 import { readFileSync, readdirSync, statfsSync } from "node:fs";
-import { arch, availableParallelism, hostname, networkInterfaces, release } from "node:os";
+import { arch, availableParallelism, hostname, release } from "node:os";
 
 export interface HostFacts {
   hostname: string;
@@ -115,19 +115,3 @@ export function readHostReadings(stateDir: string): HostReadings {
   };
 }
 
-/** The address other nodes reach this host on: the source address of the default route's interface. */
-export function detectNodeIP(): string | undefined {
-  const interfaces = networkInterfaces();
-  const routes = readTrimmed("/proc/net/route") ?? "";
-  for (const line of routes.split("\n").slice(1)) {
-    const [iface, destination] = line.trim().split(/\s+/);
-    if (destination !== "00000000" || iface === undefined) continue;
-    const ipv4 = interfaces[iface]?.find((address) => address.family === "IPv4" && !address.internal);
-    if (ipv4) return ipv4.address;
-  }
-  for (const addresses of Object.values(interfaces)) {
-    const ipv4 = addresses?.find((address) => address.family === "IPv4" && !address.internal);
-    if (ipv4) return ipv4.address;
-  }
-  return undefined;
-}

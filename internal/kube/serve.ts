@@ -7,7 +7,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { consola } from "consola";
 import { version } from "../../package.json";
-import type { ManagerScope } from "../cli/flags.ts";
+import type { ManagerScope } from "../systemd/types.ts";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
 import type { LogModeSetting } from "../logs/logs.ts";
 import type { PodProvider } from "../pod/provider.ts";
@@ -15,7 +15,8 @@ import { isAccessDenied } from "./api-error.ts";
 import { Backoff, sleep } from "./backoff.ts";
 import { KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
-import { detectNodeIP, readHostFacts } from "./host.ts";
+import { detectHostIP } from "../host/address.ts";
+import { readHostFacts } from "./host.ts";
 import { loadKubeConfig } from "./kubeconfig.ts";
 import { NodeLease } from "./lease.ts";
 import { NodeController, type NodeRuntime } from "./node-controller.ts";
@@ -139,7 +140,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
   if (signal.aborted) return;
 
   const facts = readHostFacts();
-  const nodeIP = options.nodeIP ?? detectNodeIP();
+  const nodeIP = options.nodeIP ?? detectHostIP();
   if (nodeIP === undefined) {
     throw new VksError("cannot tell this host's IP address (no non-loopback IPv4 address)", {
       exitCode: ExitCode.usage,

@@ -1,16 +1,15 @@
 import type { V1ContainerStateTerminated, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
-import { networkInterfaces } from "node:os";
-import type { ManagerScope } from "../cli/flags.ts";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
+import { detectHostIP } from "../host/address.ts";
 import { ImageError, ImageResolver, PullBackOff, defaultPullPolicy } from "../image/resolve.ts";
 import type { PullPolicy, ResolvedImage } from "../image/types.ts";
 import { chooseLogMode, containerLogFile, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
 import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
-import { ExitKind, type UnitPlan, type UnitState } from "../systemd/types.ts";
+import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../systemd/types.ts";
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
@@ -76,9 +75,9 @@ export class PodEngine implements PodProvider {
     const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {}, onProgress: options.onProgress });
     const engine = new PodEngine(systemd, records, images, stateDir, {
       ...options,
-      hostIP: options.hostIP ?? detectHostIP(),
+      hostIP: options.hostIP ?? detectHostIP() ?? "127.0.0.1",
     });
-    for (const record of await engine.listRecords()) engine.track(record);
+    for (const record of await records.list()) engine.track(record);
     systemd.onUnitChanged((state) => engine.onUnitChanged(state));
     return engine;
   }
@@ -409,15 +408,10 @@ export class PodEngine implements PodProvider {
   async removeOrphanUnits(dryRun: boolean): Promise<string[]> {
     const owned = new Set<string>();
     for (const tracked of this.tracked.values()) for (const unit of tracked.record.units) owned.add(unit.unitName);
-    const states = await this.systemd.listUnits([VKS_UNIT_GLOB]);
-    const orphans = states.filter((state) => parseUnitName(state.name) !== undefined && !owned.has(state.name));
-    if (!dryRun) await Promise.all(orphans.map((state) => this.systemd.stopUnit(state.name)));
-    return orphans.map((state) => state.name);
-  }
-
-  /** The records, reporting (not failing on) any that cannot be read. */
-  private async listRecords(): Promise<PodRecord[]> {
-    return this.records.list();
+    const names = await this.systemd.listUnitNames([VKS_UNIT_GLOB]);
+    const orphans = names.filter((name) => parseUnitName(name) !== undefined && !owned.has(name));
+    if (!dryRun) await Promise.all(orphans.map((name) => this.systemd.stopUnit(name)));
+    return orphans;
   }
 
   private track(record: PodRecord): TrackedPod {
@@ -550,14 +544,4 @@ async function lastLogLines(directory: string, plans: UnitPlan[], lines = 10): P
 /** systemd reports its own failures to set up a process (EXIT_CHDIR … EXIT_*) as exit statuses 200-243. */
 function isSystemdSetupFailure(state: UnitState): boolean {
   return state.execMainCode === ExitKind.exited && state.execMainStatus >= 200 && state.execMainStatus <= 243;
-}
-
-/** The first non-internal IPv4 address; pods share the host's network, so this is their IP too. */
-export function detectHostIP(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family === "IPv4" && !address.internal) return address.address;
-    }
-  }
-  return "127.0.0.1";
 }
