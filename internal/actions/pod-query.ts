@@ -1,11 +1,12 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { consola } from "consola";
 import { stringify } from "yaml";
-import type { ManagerScope } from "../cli/flags.ts";
+import type { ManagerScope } from "../systemd/types.ts";
 import { formatAge, renderTable, type OutputFormat } from "../cli/output.ts";
 import { ExitCode, NotFoundError, VksError } from "../errors.ts";
 import { streamContainerLog } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
+import { PodRecordStore, stateDirFor } from "../state/records.ts";
 import { looksLikeManifestPath, readPodManifests } from "./manifest-input.ts";
 
 export interface EngineSelection {
@@ -60,8 +61,8 @@ export async function podList(options: EngineSelection & { namespace?: string; o
     const pods = (await engine.listPods())
       .filter((pod) => options.namespace === undefined || pod.metadata?.namespace === options.namespace)
       .sort((a, b) => `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`));
-    if (options.output === "json") return JSON.stringify(podList_(pods), null, 2);
-    if (options.output === "yaml") return stringify(JSON.parse(JSON.stringify(podList_(pods))));
+    if (options.output === "json") return JSON.stringify(listObject(pods), null, 2);
+    if (options.output === "yaml") return stringify(JSON.parse(JSON.stringify(listObject(pods))));
     if (pods.length === 0) return "No pods.";
     return renderTable(
       ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
@@ -81,7 +82,7 @@ export async function podList(options: EngineSelection & { namespace?: string; o
   });
 }
 
-function podList_(pods: V1Pod[]): { apiVersion: string; kind: string; items: V1Pod[] } {
+function listObject(pods: V1Pod[]): { apiVersion: string; kind: string; items: V1Pod[] } {
   return { apiVersion: "v1", kind: "List", items: pods };
 }
 
@@ -107,13 +108,8 @@ export async function podLogs(
   options: EngineSelection & { name: string; namespace?: string; container?: string; follow: boolean; tail?: number },
 ): Promise<void> {
   const namespace = options.namespace ?? "default";
-  const engine = await PodEngine.open({ scope: options.scope, stateDir: options.stateDir });
-  let record;
-  try {
-    record = await engine.records.get(namespace, options.name);
-  } finally {
-    await engine.close();
-  }
+  // Reading a log needs the pod's record only, not a connection to systemd.
+  const record = await new PodRecordStore(options.stateDir ?? stateDirFor(options.scope)).get(namespace, options.name);
   if (!record) throw new NotFoundError(`no such pod: ${namespace}/${options.name}`, "see `vks pod ls`");
   const containers = record.units.map((unit) => unit.container);
   let container = options.container;

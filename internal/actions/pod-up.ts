@@ -1,6 +1,6 @@
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { consola } from "consola";
-import type { ManagerScope } from "../cli/flags.ts";
+import type { ManagerScope } from "../systemd/types.ts";
 import { errorMessage } from "../errors.ts";
 import { streamContainerLog, type LogModeSetting } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
@@ -104,16 +104,16 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
     if (current) onChange(current);
   }
 
-  const record = async (pod: V1Pod) => engine.records.get(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
   const followers: Promise<void>[] = [];
   const prefixed = pods.length > 1 || pods.some((pod) => (pod.spec?.containers.length ?? 0) > 1);
   for (const pod of pods) {
-    const podRecord = await record(pod);
-    for (const unit of podRecord?.units ?? []) {
+    const podRecord = await engine.records.get(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
+    if (!podRecord) continue;
+    for (const unit of podRecord.units) {
       const prefix = prefixed ? `[${pods.length > 1 ? `${pod.metadata?.name}/` : ""}${unit.container}] ` : "";
       followers.push(
         streamContainerLog(
-          { logs: podRecord!.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true },
+          { logs: podRecord.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true },
           (line) => process.stdout.write(`${prefix}${line}\n`),
           logsAbort.signal,
         ).catch((err) => consola.warn(`logs of ${unit.container}: ${errorMessage(err)}`)),

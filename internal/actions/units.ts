@@ -1,8 +1,7 @@
 import { consola } from "consola";
-import type { ManagerScope } from "../cli/flags.ts";
 import { formatAge, renderTable } from "../cli/output.ts";
 import { SystemdManager } from "../systemd/manager.ts";
-import type { UnitSummary } from "../systemd/types.ts";
+import type { ManagerScope, UnitSummary } from "../systemd/types.ts";
 import { VKS_UNIT_GLOB, parseUnitName, shortUid } from "../unit/name.ts";
 
 export interface UnitRow {

@@ -1,3 +1,5 @@
+import type { ManagerScope } from "../systemd/types.ts";
+
 /** Flags every command that talks to systemd accepts, so `--user` means the same everywhere. */
 export const managerArgs = {
   user: {
@@ -11,7 +13,6 @@ export const managerArgs = {
   },
 } as const;
 
-export type ManagerScope = "system" | "user";
 
 /** `--user`, else VKS_USER=1, else the system manager. */
 export function scopeFromArgs(args: { user?: boolean }, env: NodeJS.ProcessEnv = process.env): ManagerScope {

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { ManagerScope } from "../cli/flags.ts";
+import type { ManagerScope } from "../systemd/types.ts";
 import { NotFoundError, VksError, ExitCode } from "../errors.ts";
 import type { PodLogs } from "../state/records.ts";
 

@@ -14,8 +14,8 @@ import { mkdir, open, readFile, readdir, rename, unlink } from "node:fs/promises
 import { isAbsolute, join, resolve } from "node:path";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
 import { isDns1123Label, isDns1123Subdomain, isVksUnitName } from "../unit/name.ts";
+import type { ManagerScope } from "../systemd/types.ts";
 
-export type StateScope = "system" | "user";
 
 export const POD_RECORD_VERSION = 1;
 
@@ -70,7 +70,7 @@ export class CorruptRecordError extends VksError {
  * manager, or $VKS_STATE_DIR when set (tests and unusual layouts).
  */
 export function stateDirFor(
-  scope: StateScope,
+  scope: ManagerScope,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): string {
   const override = env.VKS_STATE_DIR;

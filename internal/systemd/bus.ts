@@ -11,8 +11,8 @@ import { EventEmitter } from "node:events";
 import { Message, sessionBus, type MessageBus } from "dbus-next";
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
 import { ConcurrencyLimiter } from "./limiter.ts";
+import type { ManagerScope } from "./types.ts";
 
-export type BusScope = "system" | "user";
 
 /** Message types as numbered by the D-Bus specification (dbus-next's typings number them from 0). */
 const MESSAGE_TYPE = { methodReturn: 2, error: 3, signal: 4 } as const;
@@ -67,7 +67,7 @@ export class DbusErrorReply extends SystemdError {
 }
 
 export interface BusConnectOptions {
-  scope: BusScope;
+  scope: ManagerScope;
   /** Overrides the address found from the environment (see busAddressFor). */
   busAddress?: string;
   connectTimeoutMs?: number;
@@ -83,20 +83,20 @@ interface PendingCall {
 }
 
 /** Where the bus of a scope listens, as sd-bus finds it: the environment first, then the well-known socket. */
-export function busAddressFor(scope: BusScope, env: NodeJS.ProcessEnv = process.env): string {
+export function busAddressFor(scope: ManagerScope, env: NodeJS.ProcessEnv = process.env): string {
   if (scope === "system") return env.DBUS_SYSTEM_BUS_ADDRESS || "unix:path=/run/dbus/system_bus_socket";
   if (env.DBUS_SESSION_BUS_ADDRESS) return env.DBUS_SESSION_BUS_ADDRESS;
   const runtimeDir = env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}`;
   return `unix:path=${runtimeDir}/bus`;
 }
 
-function scopeHint(scope: BusScope): string {
+function scopeHint(scope: ManagerScope): string {
   return scope === "user"
     ? "no user manager: is DBUS_SESSION_BUS_ADDRESS set? run inside test/sandbox.sh or use the system manager (drop --user)"
     : "is systemd PID 1 and dbus running (systemctl status dbus)? elsewhere try --user inside test/sandbox.sh";
 }
 
-function unavailable(scope: BusScope, message: string, cause?: unknown): SystemdError {
+function unavailable(scope: ManagerScope, message: string, cause?: unknown): SystemdError {
   return new SystemdError(message, { exitCode: ExitCode.unavailable, hint: scopeHint(scope), cause });
 }
 
@@ -113,7 +113,7 @@ export class BusConnection {
 
   private constructor(
     private readonly bus: MessageBus,
-    readonly scope: BusScope,
+    readonly scope: ManagerScope,
     readonly address: string,
     private readonly callTimeoutMs: number,
     maxCallsInFlight: number,

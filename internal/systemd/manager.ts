@@ -3,13 +3,13 @@
  * talks to systemd; they hand over UnitPlans and get UnitStates back.
  */
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
-import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusScope, type BusSignal, type MethodCall } from "./bus.ts";
+import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusSignal, type MethodCall } from "./bus.ts";
 import { expectArray, expectNumber, expectString, expectStringArray, expectVariantDict, expectVariantValue } from "./dbus-values.ts";
 import { describeSystemdExitStatus } from "./exit-status.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
 import { toDbusProperties } from "./properties.ts";
-import { ExitKind, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
+import { ExitKind, type ManagerScope, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
 import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
 import {
   FIELD_SOURCES,
@@ -61,7 +61,7 @@ const SYSTEMD_RETURN_GRACE_MS = 30_000;
 const JOB_CALL_TIMEOUT_MS = 120_000;
 
 export interface SystemdConnectOptions {
-  scope: BusScope;
+  scope: ManagerScope;
   /** Overrides DBUS_SESSION_BUS_ADDRESS / DBUS_SYSTEM_BUS_ADDRESS. */
   busAddress?: string;
   /** Bounds the bus handshake and systemd's first answer. */
@@ -114,7 +114,7 @@ export class SystemdManager {
 
   private constructor(
     private readonly bus: BusConnection,
-    readonly scope: BusScope,
+    readonly scope: ManagerScope,
     systemdOwner: string,
     readonly systemdVersion: string,
   ) {
@@ -294,6 +294,11 @@ export class SystemdManager {
       if (unitName.endsWith(SERVICE_SUFFIX) && unit.loadState !== "not-found") listed.push(unit);
     });
     return listed;
+  }
+
+  /** The names of the loaded service units matching the globs: one call, no property reads. */
+  async listUnitNames(patterns: string[]): Promise<string[]> {
+    return (await this.listServiceRows(patterns)).map((row) => row.name);
   }
 
   /**

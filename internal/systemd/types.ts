@@ -4,6 +4,9 @@
  * here is ever rendered as unit-file text, so no manifest value can inject a directive.
  */
 
+/** Which systemd manager vks talks to: the system manager (system bus) or the caller's user manager. */
+export type ManagerScope = "system" | "user";
+
 /** One ExecStart-style command: systemd's a(sasb) entry. argv[0] is what the process sees as its name. */
 export interface ExecCommand {
   path: string;
