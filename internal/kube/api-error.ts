@@ -92,6 +92,28 @@ function rbacRule(request: ApiRequest): string {
   return `"${request.verb}" on "${request.resource}" in ${group}, ${scope}`;
 }
 
+/**
+ * Authorizers (RBAC, the Node authorizer) word a refusal `User "X" cannot VERB resource …`; anything else
+ * with 403 came from an admission plugin, which no role binding can lift: for a node that is NodeRestriction.
+ */
+export function refusedByAuthorizer(message: string): boolean {
+  return /\bUser "[^"]*" cannot /.test(message);
+}
+
+function forbiddenHint(request: ApiRequest, message: string): string {
+  if (refusedByAuthorizer(message)) {
+    return `grant the kubeconfig's user ${rbacRule(request)} (a node needs the rules of ClusterRole system:node, or use the admin kubeconfig)`;
+  }
+  if (/\bnode "[^"]*" (is not allowed|can only|cannot|can not|must not)\b/.test(message) || /\bnode .* UID mismatch\b/.test(message)) {
+    return (
+      "refused by admission (NodeRestriction), not by RBAC: a node may change only its own Node and Lease, " +
+      "labels outside kubernetes.io/k8s.io (or the kubelet's allowed ones), and the status of pods bound to it; " +
+      "drop the refused change (e.g. the label from --node-labels) or have an administrator make it"
+    );
+  }
+  return "refused by an admission plugin of the API server, not by RBAC: the message above names what it refuses";
+}
+
 /** A Status reason sent in a watch stream's ERROR event, which arrives as data rather than as an HTTP error. */
 export function watchStatusError(request: ApiRequest, status: { code?: number; reason?: string; message?: string }): KubeApiError {
   return new KubeApiError(
@@ -121,7 +143,7 @@ export function toKubeApiError(err: unknown, request: ApiRequest, server: string
     if (code === 403) {
       return new KubeApiError(`${what}: forbidden: ${detail}`, request, code, status.reason, {
         exitCode: ExitCode.permission,
-        hint: `grant the kubeconfig's user ${rbacRule(request)} (a node needs the rules of ClusterRole system:node, or use the admin kubeconfig)`,
+        hint: forbiddenHint(request, detail),
         cause: err,
       });
     }

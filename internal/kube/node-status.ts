@@ -16,6 +16,8 @@ export interface NodeSettings {
   /** Whether to carry the virtual-kubelet NoSchedule taint (off with --disable-taint). */
   taint: boolean;
   kubeletVersion: string;
+  /** From --node-labels, already checked against what NodeRestriction lets a node set. */
+  extraLabels?: Record<string, string>;
 }
 
 export const VKS_TAINT: V1Taint = { key: "virtual-kubelet.io/provider", value: "vks", effect: "NoSchedule" };
@@ -32,15 +34,20 @@ export const PRESSURE_THRESHOLDS = {
 /** The condition types vks owns; any other condition on the node belongs to someone else and is kept. */
 export const OWN_CONDITION_TYPES = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] as const;
 
+/**
+ * Only labels NodeRestriction lets a node set on itself (see node-labels.ts): with a kubelet's credentials
+ * any other `kubernetes.io` label makes the API server refuse the node. vks' own labels win over
+ * --node-labels, as the kubelet's do.
+ */
 export function nodeLabels(settings: NodeSettings, facts: HostFacts): Record<string, string> {
   return {
+    ...settings.extraLabels,
     "kubernetes.io/os": "linux",
     "kubernetes.io/arch": facts.architecture,
     "kubernetes.io/hostname": settings.name,
     "beta.kubernetes.io/os": "linux",
     "beta.kubernetes.io/arch": facts.architecture,
     type: "virtual-kubelet",
-    "kubernetes.io/role": "agent",
   };
 }
 

@@ -35,8 +35,9 @@ describe("node", () => {
       "kubernetes.io/os": "linux",
       "kubernetes.io/hostname": "serve-node",
       type: "virtual-kubelet",
-      "kubernetes.io/role": "agent",
     });
+    // NodeRestriction refuses kubernetes.io/role from a node's own credentials: roles are an admin's to set.
+    expect(at(ready, "metadata", "labels", "kubernetes.io/role")).toBeUndefined();
     expect(at(ready, "metadata", "labels", "kubernetes.io/arch")).toBeString();
     expect(at(ready, "spec", "taints")).toEqual([{ key: "virtual-kubelet.io/provider", value: "vks", effect: "NoSchedule" }]);
     expect(at(ready, "status", "capacity", "pods")).toBe("110");
