@@ -31,6 +31,13 @@ export interface PodKey {
   name: string;
 }
 
+/** One pod as the kubelet's stats see it: with status, where its logs go, and each container's unit. */
+export interface PodContainerUnits {
+  pod: V1Pod;
+  logs: PodLogs;
+  containers: { name: string; unitName: string; unit: UnitState | undefined }[];
+}
+
 /** What the engine knows about one pod beyond its record: what it is waiting for and how it last exited. */
 interface TrackedPod {
   record: PodRecord;
@@ -324,6 +331,18 @@ export class PodEngine implements PodProvider {
 
   async getPodStatus(namespace: string, name: string): Promise<V1PodStatus | undefined> {
     return (await this.getPod(namespace, name))?.status;
+  }
+
+  /** Every pod with its status and each container's unit and unit state: one unit listing, like listPods. */
+  async containerUnits(): Promise<PodContainerUnits[]> {
+    const pods = await this.listPods();
+    const byKey = new Map(pods.map((pod) => [keyOf(podKey(pod).namespace, podKey(pod).name), pod]));
+    return [...this.tracked.values()].flatMap((tracked) => {
+      const pod = byKey.get(keyOf(tracked.record.namespace, tracked.record.name));
+      if (pod === undefined) return [];
+      const containers = tracked.record.units.map((unit) => ({ name: unit.container, unitName: unit.unitName, unit: tracked.units[unit.container] }));
+      return [{ pod, logs: tracked.record.logs, containers }];
+    });
   }
 
   async listPods(): Promise<V1Pod[]> {

@@ -5,6 +5,7 @@
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
 import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusSignal, type MethodCall } from "./bus.ts";
 import { expectArray, expectNumber, expectString, expectStringArray, expectVariantDict, expectVariantValue } from "./dbus-values.ts";
+import { ACCOUNTING_PROPERTIES, unitAccounting, type UnitAccounting } from "./accounting.ts";
 import { describeSystemdExitStatus } from "./exit-status.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
@@ -241,6 +242,32 @@ export class SystemdManager {
       if (isDbusError(err, DBUS_ERROR.noSuchUnit, "org.freedesktop.systemd1.NoSuchProcess")) return;
       throw this.refused(`cannot signal ${unitName}`, err);
     }
+  }
+
+  /**
+   * What each unit's processes use (see accounting.ts for where each figure comes from when systemd has
+   * none). Units systemd does not have loaded are left out. Reads go through the bus' in-flight limit.
+   */
+  async getUnitAccounting(unitNames: string[]): Promise<Map<string, UnitAccounting>> {
+    const read = async (unitName: string): Promise<UnitAccounting | undefined> => {
+      try {
+        // GetUnit first, as in getUnitState: a Get on an unloaded unit's path would load a stub for it.
+        const unit = await this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
+        const unitPath = expectString(unit.body[0], "GetUnit path");
+        const values = await Promise.all(
+          ACCOUNTING_PROPERTIES.map(async (property) => {
+            const reply = await this.bus.call(getProperty(unitPath, SERVICE_INTERFACE, property));
+            return [property, expectVariantValue(reply.body[0], `${unitName} ${property}`)] as const;
+          }),
+        );
+        return unitAccounting(unitName, new Map(values));
+      } catch (err) {
+        if (isDbusError(err, DBUS_ERROR.noSuchUnit, DBUS_ERROR.unknownObject)) return undefined;
+        throw this.refused(`cannot read the resource use of ${unitName}`, err);
+      }
+    };
+    const readings = await Promise.all(unitNames.map(read));
+    return new Map(readings.filter((reading) => reading !== undefined).map((reading) => [reading.unitName, reading]));
   }
 
   /** The unit's current state, or undefined when systemd has no such unit loaded. */

@@ -1,0 +1,221 @@
+/**
+ * The unit accounting reader's pure parts: systemd's "not available", mountinfo, /proc/PID/stat and the
+ * order in which systemd's figures, cgroup files and per-process sums are preferred.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  accountedValue,
+  cgroupDirectory,
+  combineAccounting,
+  kilobyteField,
+  parseFlatKeyed,
+  parseMountInfo,
+  parseProcessStat,
+  readCgroupUsage,
+  systemdAccountingValues,
+  type CgroupReading,
+} from "../../internal/systemd/accounting.ts";
+
+const HYBRID_MOUNTINFO = [
+  "25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw",
+  "26 25 0:24 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755",
+  "27 26 0:25 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate",
+  "28 26 0:26 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,xattr,name=systemd",
+  "31 26 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,memory",
+  "32 26 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct",
+].join("\n");
+
+describe("systemd's accounting values", () => {
+  test("UINT64_MAX means not available", () => {
+    expect(accountedValue(0xffff_ffff_ffff_ffffn, "x")).toBeUndefined();
+    expect(accountedValue(1_575_888_000n, "x")).toBe(1_575_888_000);
+    expect(accountedValue(0n, "x")).toBe(0);
+  });
+
+  test("properties decode into numbers, start time in microseconds", () => {
+    const values = systemdAccountingValues(
+      "vks.a.service",
+      new Map<string, unknown>([
+        ["ControlGroup", "/app.slice/vks.a.service"],
+        ["ExecMainStartTimestamp", 1_700_000_000_123_456n],
+        ["CPUUsageNSec", 0xffff_ffff_ffff_ffffn],
+        ["MemoryCurrent", 4096n],
+        ["IOReadBytes", 0xffff_ffff_ffff_ffffn],
+        ["IOWriteBytes", 0xffff_ffff_ffff_ffffn],
+        ["TasksCurrent", 3n],
+      ]),
+    );
+    expect(values).toEqual({
+      controlGroup: "/app.slice/vks.a.service",
+      startedAtMicroseconds: 1_700_000_000_123_456,
+      cpuUsageNanoseconds: undefined,
+      memoryCurrentBytes: 4096,
+      ioReadBytes: undefined,
+      ioWriteBytes: undefined,
+      tasksCurrent: 3,
+    });
+  });
+});
+
+describe("cgroup mounts", () => {
+  test("a hybrid host: v2 under unified, name=systemd and memory in v1", () => {
+    const mounts = parseMountInfo(HYBRID_MOUNTINFO);
+    expect(mounts).toEqual({
+      unified: { mountPoint: "/sys/fs/cgroup/unified", root: "/" },
+      systemd: { mountPoint: "/sys/fs/cgroup/systemd", root: "/" },
+      memory: { mountPoint: "/sys/fs/cgroup/memory", root: "/" },
+    });
+    expect(cgroupDirectory(mounts.unified, "/app.slice/x.service")).toBe("/sys/fs/cgroup/unified/app.slice/x.service");
+    expect(cgroupDirectory(mounts.unified, "")).toBeUndefined();
+  });
+
+  test("a unified host, and a mount whose root is a sub-cgroup", () => {
+    const mounts = parseMountInfo("30 1 0:26 /ns /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate");
+    expect(mounts.unified).toEqual({ mountPoint: "/sys/fs/cgroup", root: "/ns" });
+    expect(cgroupDirectory(mounts.unified, "/ns/app.slice/x.service")).toBe("/sys/fs/cgroup/app.slice/x.service");
+    expect(cgroupDirectory(mounts.unified, "/elsewhere/x.service")).toBeUndefined();
+  });
+
+  test("test/sandbox.sh: the host's mounts are shadowed by a tmpfs and mounted again inside the cgroup namespace", () => {
+    const mountinfo = [
+      "49 48 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
+      "53 49 0:31 /../.. /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory",
+      "58 49 0:36 /.. /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd",
+      "59 49 0:37 /.. /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
+      "66 49 0:40 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw",
+      "67 66 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd",
+      "68 66 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
+    ].join("\n");
+    expect(parseMountInfo(mountinfo)).toEqual({
+      systemd: { mountPoint: "/sys/fs/cgroup/systemd", root: "/" },
+      unified: { mountPoint: "/sys/fs/cgroup/unified", root: "/" },
+    });
+    // Without the second tmpfs the namespace's own view would be the only one, and it lies outside: none.
+    expect(parseMountInfo(mountinfo.split("\n").slice(0, 4).join("\n"))).toEqual({});
+  });
+
+  test("escaped mount points are decoded", () => {
+    const mounts = parseMountInfo("30 1 0:26 / /mnt/with\\040space rw - cgroup2 cgroup2 rw");
+    expect(mounts.unified?.mountPoint).toBe("/mnt/with space");
+  });
+});
+
+describe("/proc parsing", () => {
+  test("stat fields count from the last ')' of the command name", () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime …
+    const stat = "4242 (we (ird) name) S 1 4242 4242 0 -1 4194560 1500 20 7 1 250 50 30 20 20 0 1 0 100 0 0";
+    expect(parseProcessStat(stat)).toEqual({ cpuNanoseconds: (250 + 50 + 30 + 20) * 10_000_000, minorFaults: 1500, majorFaults: 7 });
+    expect(parseProcessStat("garbage")).toBeUndefined();
+  });
+
+  test("kB fields, and key-value files", () => {
+    expect(kilobyteField("VmRSS:\t   2048 kB\nRssAnon:\t 1024 kB\n", "RssAnon")).toBe(1024 * 1024);
+    expect(kilobyteField("Inactive(file):  100 kB\n", "Inactive(file)")).toBe(100 * 1024);
+    expect(kilobyteField("Name: x\n", "VmRSS")).toBeUndefined();
+    expect(parseFlatKeyed("usage_usec 1575888\nuser_usec 1347324\n")).toEqual(
+      new Map([
+        ["usage_usec", 1575888],
+        ["user_usec", 1347324],
+      ]),
+    );
+  });
+});
+
+describe("which figure wins", () => {
+  const systemdNothing = { controlGroup: "/app.slice/x.service", startedAtMicroseconds: 1_700_000_000_000_000 };
+
+  test("systemd's figures first; memory.stat still gives the working set", () => {
+    const cgroup: CgroupReading = {
+      processIds: [10, 11],
+      threadCount: 5,
+      cpuUsageNanoseconds: 1,
+      cgroupMemory: { usageBytes: 1, inactiveFileBytes: 1000, rssBytes: 3000, pageFaults: 9, majorPageFaults: 1 },
+    };
+    const accounting = combineAccounting("x.service", { ...systemdNothing, cpuUsageNanoseconds: 5e9, memoryCurrentBytes: 10_000, tasksCurrent: 4 }, cgroup);
+    expect(accounting).toMatchObject({
+      cpuUsageNanoseconds: 5e9,
+      memoryUsageBytes: 10_000,
+      memoryWorkingSetBytes: 9000,
+      memoryRssBytes: 3000,
+      tasks: 4,
+      processCount: 2,
+      sources: { cpu: "systemd", memory: "systemd" },
+    });
+    expect(accounting.startedAt?.toISOString()).toBe("2023-11-14T22:13:20.000Z");
+  });
+
+  test("a hybrid host's user manager: cpu.stat for CPU, the processes for memory", () => {
+    const cgroup: CgroupReading = {
+      processIds: [10],
+      threadCount: 1,
+      cpuUsageNanoseconds: 1_575_888_000,
+      processTotals: { residentBytes: 70_000_000, anonymousBytes: 65_000_000, pageFaults: 17_000, majorPageFaults: 2, cpuNanoseconds: 1_500_000_000 },
+    };
+    expect(combineAccounting("x.service", systemdNothing, cgroup)).toMatchObject({
+      cpuUsageNanoseconds: 1_575_888_000,
+      memoryUsageBytes: 70_000_000,
+      memoryWorkingSetBytes: 70_000_000,
+      memoryRssBytes: 65_000_000,
+      pageFaults: 17_000,
+      tasks: 1,
+      sources: { cpu: "cgroup", memory: "processes" },
+    });
+  });
+
+  test("no v2 hierarchy at all: CPU summed over the processes", () => {
+    const cgroup: CgroupReading = {
+      processIds: [10],
+      processTotals: { residentBytes: 1, anonymousBytes: 1, pageFaults: 0, majorPageFaults: 0, cpuNanoseconds: 42 },
+    };
+    expect(combineAccounting("x.service", systemdNothing, cgroup).sources).toEqual({ cpu: "processes", memory: "processes" });
+  });
+
+  test("a unit without a cgroup (not running) has no figures", () => {
+    const accounting = combineAccounting("x.service", { controlGroup: "", startedAtMicroseconds: 0 }, { processIds: [] });
+    expect(accounting).toEqual({
+      unitName: "x.service",
+      controlGroup: "",
+      startedAt: undefined,
+      ioReadBytes: undefined,
+      ioWriteBytes: undefined,
+      tasks: undefined,
+      processCount: undefined,
+      sources: {},
+    });
+  });
+});
+
+describe("reading a cgroup directory", () => {
+  test("processes of nested cgroups count, cpu.stat and memory.stat are read, /proc is left alone when not needed", () => {
+    const root = mkdtempSync(join(tmpdir(), "vks-cgroup-"));
+    const unit = join(root, "app.slice", "x.service");
+    mkdirSync(join(unit, "child"), { recursive: true });
+    writeFileSync(join(unit, "cgroup.procs"), "");
+    writeFileSync(join(unit, "cgroup.threads"), "");
+    writeFileSync(join(unit, "child", "cgroup.procs"), `${process.pid}\n`);
+    writeFileSync(join(unit, "child", "cgroup.threads"), `${process.pid}\n${process.pid + 1}\n`);
+    writeFileSync(join(unit, "cpu.stat"), "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n");
+    writeFileSync(join(unit, "memory.current"), "8192\n");
+    writeFileSync(join(unit, "memory.stat"), "anon 4096\nfile 4096\ninactive_file 1024\npgfault 12\npgmajfault 1\n");
+    const reading = readCgroupUsage("/app.slice/x.service", { unified: { mountPoint: root, root: "/" } }, { cpu: true, memory: true });
+    expect(reading).toEqual({
+      processIds: [process.pid],
+      threadCount: 2,
+      cpuUsageNanoseconds: 2_500_000,
+      cgroupMemory: { usageBytes: 8192, inactiveFileBytes: 1024, rssBytes: 4096, pageFaults: 12, majorPageFaults: 1 },
+    });
+  });
+
+  test("without memory files the live processes are summed (this test's own process)", () => {
+    const root = mkdtempSync(join(tmpdir(), "vks-cgroup-"));
+    mkdirSync(join(root, "x.service"));
+    writeFileSync(join(root, "x.service", "cgroup.procs"), `${process.pid}\n999999999\n`);
+    const reading = readCgroupUsage("/x.service", { unified: { mountPoint: root, root: "/" } }, { cpu: false, memory: true });
+    expect(reading.processIds).toEqual([process.pid, 999999999]);
+    expect(reading.processTotals?.residentBytes).toBeGreaterThan(1024 * 1024);
+    expect(reading.processTotals?.cpuNanoseconds).toBeGreaterThan(0);
+  });
+});
