@@ -12,6 +12,13 @@ export function parsePositiveInt(value: string, flag: string): number {
   return Number(value);
 }
 
+/** A TCP port, 0 included (the system picks a free one). */
+export function parsePort(value: string, flag: string): number {
+  const port = parsePositiveInt(value, flag);
+  if (port > 65535) throw new VksError(`${flag}: ${port} is not a port (0-65535)`, { exitCode: ExitCode.usage, hint: `e.g. ${flag} 10250` });
+  return port;
+}
+
 /**
  * `--apt-source host=<deb line>` may be given several times; citty keeps only the last value of a string
  * flag, so the raw arguments are read here.

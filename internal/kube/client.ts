@@ -4,6 +4,8 @@
  */
 import {
   ApiException,
+  AuthenticationV1Api,
+  AuthorizationV1Api,
   CoordinationV1Api,
   CoreV1Api,
   Observable,
@@ -22,6 +24,8 @@ import {
   type V1Pod,
   type V1PodList,
   type V1Secret,
+  type V1SubjectAccessReview,
+  type V1TokenReview,
 } from "@kubernetes/client-node";
 // The serializer is not re-exported by the package index; watch events arrive as plain JSON and must be
 // turned into the same typed objects (Date fields) that the generated list/get calls return.
@@ -102,6 +106,8 @@ function requestOptions(timeoutMs: number, httpApi: HttpLibrary | undefined, con
 export class KubeClient {
   private readonly core: CoreV1Api;
   private readonly coordination: CoordinationV1Api;
+  private readonly authentication: AuthenticationV1Api;
+  private readonly authorization: AuthorizationV1Api;
   private readonly plain: ConfigurationOptions<ObservableMiddleware>;
   private readonly mergePatch: ConfigurationOptions<ObservableMiddleware>;
 
@@ -113,6 +119,8 @@ export class KubeClient {
   ) {
     this.core = config.makeApiClient(CoreV1Api);
     this.coordination = config.makeApiClient(CoordinationV1Api);
+    this.authentication = config.makeApiClient(AuthenticationV1Api);
+    this.authorization = config.makeApiClient(AuthorizationV1Api);
     // A proxy (kubeconfig proxy-url) needs client-node's own proxy agent; only direct connections are pooled.
     const httpApi = config.getCurrentCluster()?.proxyUrl ? undefined : new PooledFetchHttpLibrary();
     this.plain = requestOptions(requestTimeoutMs, httpApi);
@@ -213,6 +221,20 @@ export class KubeClient {
 
   getSecret(namespace: string, name: string): Promise<V1Secret> {
     return this.call({ verb: "get", resource: "secrets", namespace, name }, () => this.core.readNamespacedSecret({ namespace, name }, this.plain));
+  }
+
+  /** Asks the API server who a bearer token belongs to (the kubelet API's webhook authentication). */
+  createTokenReview(review: V1TokenReview): Promise<V1TokenReview> {
+    return this.call({ verb: "create", resource: "tokenreviews", group: "authentication.k8s.io" }, () =>
+      this.authentication.createTokenReview({ body: review }, this.plain),
+    );
+  }
+
+  /** Asks the API server whether a user may do something (the kubelet API's webhook authorization). */
+  createSubjectAccessReview(review: V1SubjectAccessReview): Promise<V1SubjectAccessReview> {
+    return this.call({ verb: "create", resource: "subjectaccessreviews", group: "authorization.k8s.io" }, () =>
+      this.authorization.createSubjectAccessReview({ body: review }, this.plain),
+    );
   }
 
   /**

@@ -24,13 +24,16 @@ import { NodePodCache, checkNodeName, defaultNodeName, podKeyOf } from "./node-p
 import type { NodeSettings } from "./node-status.ts";
 import { PodController } from "./pod-controller.ts";
 import { PodStatusWriter } from "./pod-status-writer.ts";
+import type { KubeletRuntime } from "../kubelet/runtime.ts";
+import { startKubeletApi, type KubeletApi, type KubeletApiSettings } from "./kubelet-api.ts";
+import { parseNodeLabels } from "./node-labels.ts";
 
 /** The Kubernetes version vks speaks; nodeInfo.kubeletVersion is this with vks' own version appended. */
 export const KUBERNETES_VERSION = "v1.31.0";
 export const KUBELET_VERSION = `${KUBERNETES_VERSION}-vks-${version}`;
 
 /** What serve needs from the pod engine beyond the PodProvider seam. */
-export interface ServeProvider extends PodProvider, NodeRuntime {
+export interface ServeProvider extends PodProvider, NodeRuntime, KubeletRuntime {
   /** Adopts running units of `desired`, creates missing ones, removes everything else vks runs. */
   reconcile(desired: V1Pod[]): Promise<void>;
   close(): Promise<void>;
@@ -43,7 +46,9 @@ export interface ServeOptions {
   nodeName?: string;
   nodeIP?: string;
   externalIP?: string;
-  port: number;
+  /** --node-labels as given; checked before any API call. */
+  nodeLabels?: string;
+  kubelet: KubeletApiSettings;
   maxPods: number;
   taint: boolean;
   scope: ManagerScope;
@@ -132,6 +137,8 @@ async function desiredAtStart(pods: V1Pod[], provider: ServeProvider, controller
 }
 
 export async function serve(options: ServeOptions, signal: AbortSignal): Promise<void> {
+  // A label NodeRestriction would refuse is a usage error now, not a registration failing forever.
+  const extraLabels = parseNodeLabels(options.nodeLabels);
   const kube = loadKubeConfig(options.kubeconfig);
   const nodeName = checkNodeName(options.nodeName ?? defaultNodeName());
   const client = new KubeClient(kube.config, kube.server);
@@ -149,12 +156,29 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
   }
   const provider = await (options.openProvider ?? ((ip) => openPodEngine(options, ip)))(nodeIP);
   const trouble = new TroubleLog();
+  let kubeletApi: KubeletApi | undefined;
   try {
+    // Listening first: the node advertises the port actually bound (daemonEndpoints.kubeletEndpoint.Port).
+    kubeletApi = await startKubeletApi(
+      {
+        client,
+        kubeConfig: kube.config,
+        nodeName,
+        addresses: { internalIP: nodeIP, externalIP: options.externalIP, hostname: facts.hostname },
+        runtime: provider,
+        stateDir: provider.stateDir,
+        settings: options.kubelet,
+        onError: (message) => consola.warn(message),
+      },
+      signal,
+    );
+    consola.info(`kubelet API on ${options.kubelet.address}:${kubeletApi.port}`);
     const settings: NodeSettings = {
       name: nodeName,
       internalIP: nodeIP,
       externalIP: options.externalIP,
-      port: options.port,
+      port: kubeletApi.port,
+      extraLabels,
       maxPods: options.maxPods,
       taint: options.taint,
       kubeletVersion: KUBELET_VERSION,
@@ -257,6 +281,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     events.stop();
     consola.info("stopped; pods keep running and are adopted when vks starts again");
   } finally {
+    await kubeletApi?.stop();
     await provider.close();
   }
 }

@@ -47,6 +47,15 @@ export interface LogRequest {
   follow: boolean;
   /** Last N lines only; undefined for all. */
   tail?: number;
+  /** Only lines logged at or after this time (journal mode only: files carry no times). */
+  since?: Date;
+  /** Only lines logged before this time (journal mode only): bounds one instance of a restarted container. */
+  until?: Date;
+}
+
+/** Whether a log mode knows when each line was written (since, until and timestamps need it). */
+export function logModeHasTimes(logs: PodLogs): boolean {
+  return logs.mode === "journal";
 }
 
 /**
@@ -74,13 +83,25 @@ export function logReaderCommand(request: LogRequest): string[] {
     "--output",
     "json",
     "--no-pager",
+    ...(request.since === undefined ? [] : ["--since", `@${(request.since.getTime() / 1000).toFixed(3)}`]),
+    ...(request.until === undefined ? [] : ["--until", `@${(request.until.getTime() / 1000).toFixed(3)}`]),
     ...(request.tail === undefined ? [] : ["--lines", String(request.tail)]),
     ...(request.follow ? ["--follow"] : []),
   ];
 }
 
+/** One journal entry's message and the time journald received it (µs since the epoch). */
+export interface JournalLine {
+  message: string;
+  realtimeMicros: bigint | undefined;
+}
+
 /** journalctl -o json gives MESSAGE as a string, or as a byte array when it is not valid UTF-8. */
 export function messageFromJournalLine(line: string): string | undefined {
+  return parseJournalLine(line)?.message;
+}
+
+export function parseJournalLine(line: string): JournalLine | undefined {
   let entry: unknown;
   try {
     entry = JSON.parse(line);
@@ -88,10 +109,13 @@ export function messageFromJournalLine(line: string): string | undefined {
     return undefined;
   }
   if (typeof entry !== "object" || entry === null) return undefined;
-  const message = (entry as { MESSAGE?: unknown }).MESSAGE;
-  if (typeof message === "string") return message;
+  const fields = entry as { MESSAGE?: unknown; __REALTIME_TIMESTAMP?: unknown };
+  const realtime = fields.__REALTIME_TIMESTAMP;
+  const realtimeMicros = typeof realtime === "string" && /^\d+$/.test(realtime) ? BigInt(realtime) : undefined;
+  const message = fields.MESSAGE;
+  if (typeof message === "string") return { message, realtimeMicros };
   if (Array.isArray(message) && message.every((b) => typeof b === "number")) {
-    return Buffer.from(message as number[]).toString("utf8");
+    return { message: Buffer.from(message as number[]).toString("utf8"), realtimeMicros };
   }
   return undefined;
 }
@@ -102,7 +126,7 @@ export function messageFromJournalLine(line: string): string | undefined {
  */
 export async function streamContainerLog(
   request: LogRequest,
-  write: (line: string) => void,
+  write: (line: string, realtimeMicros?: bigint) => void,
   signal?: AbortSignal,
 ): Promise<void> {
   if (request.logs.mode === "file" && !request.follow) {
@@ -141,7 +165,14 @@ export async function streamContainerLog(
 
   function emit(line: string): void {
     if (request.logs.mode === "file") return write(line);
-    const message = messageFromJournalLine(line);
-    if (message !== undefined) write(message);
+    const entry = parseJournalLine(line);
+    if (entry === undefined) return;
+    // journalctl's --since/--until work at its own precision; the bounds are exact here.
+    if (entry.realtimeMicros !== undefined) {
+      const millis = Number(entry.realtimeMicros / 1000n);
+      if (request.since !== undefined && millis < request.since.getTime()) return;
+      if (request.until !== undefined && millis >= request.until.getTime()) return;
+    }
+    write(entry.message, entry.realtimeMicros);
   }
 }

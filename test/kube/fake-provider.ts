@@ -5,11 +5,17 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PodEvent } from "../../internal/pod/provider.ts";
+import { NotFoundError } from "../../internal/errors.ts";
+import type { ExecProcess, ExecRequest } from "../../internal/exec/exec.ts";
+import type { PodLogs } from "../../internal/state/records.ts";
+import type { PodContainerUnits } from "../../internal/pod/engine.ts";
+import type { UnitAccounting } from "../../internal/systemd/accounting.ts";
 import type { ServeProvider } from "../../internal/kube/serve.ts";
 
 const keyOf = (pod: V1Pod) => `${pod.metadata?.namespace || "default"}/${pod.metadata?.name ?? ""}`;
 
 export class FakeProvider implements ServeProvider {
+  readonly scope = "user" as const;
   readonly stateDir = mkdtempSync(join(tmpdir(), "vks-fake-provider-"));
   readonly pods = new Map<string, V1Pod>();
   /** Every call, in order, as "create ns/name", "delete ns/name", "update ns/name", "reconcile N". */
@@ -82,6 +88,23 @@ export class FakeProvider implements ServeProvider {
   }
 
   async close(): Promise<void> {}
+
+  async containerUnits(): Promise<PodContainerUnits[]> {
+    return [];
+  }
+
+  async getUnitAccounting(_unitNames: string[]): Promise<Map<string, UnitAccounting>> {
+    return new Map();
+  }
+
+  /** The fake runs no processes: there is no output to read and nothing to exec into. */
+  logSource(_namespace: string, _name: string): { logs: PodLogs; units: { container: string; unitName: string }[] } | undefined {
+    return undefined;
+  }
+
+  async exec(namespace: string, pod: string, _container: string, _request: ExecRequest): Promise<ExecProcess> {
+    throw new NotFoundError(`pod "${pod}" in namespace "${namespace}" runs no processes in the fake provider`);
+  }
 
   /** Puts a pod in place as if it had been running before serve started (adoption). */
   adopt(pod: V1Pod): void {

@@ -20,7 +20,7 @@ export function serveOptions(cluster: RunningTestApiServer, overrides: Partial<S
     kubeconfig: cluster.kubeconfigPath,
     nodeName: cluster.nodeName,
     nodeIP: "10.0.0.7",
-    port: 10250,
+    kubelet: { address: "127.0.0.1", port: 0, rotateServerCertificates: false, anonymousAuth: false },
     maxPods: 110,
     taint: true,
     scope: "user",

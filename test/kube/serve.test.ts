@@ -48,7 +48,11 @@ describe("node", () => {
       { type: "InternalIP", address: "10.0.0.7" },
       { type: "Hostname", address: "serve-node" },
     ]);
-    expect(at(ready, "status", "daemonEndpoints", "kubeletEndpoint", "Port")).toBe(10250);
+    // The port actually served: the tests ask for any free one (--kubelet-port 0).
+    const port = at(ready, "status", "daemonEndpoints", "kubeletEndpoint", "Port") as number;
+    expect(port).toBeGreaterThan(0);
+    const answer = await fetch(`https://127.0.0.1:${port}/healthz`, { tls: { rejectUnauthorized: false } });
+    expect(answer.status).toBe(401);
     expect(at(ready, "status", "nodeInfo", "containerRuntimeVersion")).toBe("systemd://252");
     expect(at(ready, "status", "nodeInfo", "kubeletVersion")).toMatch(/^v1\.31\.0-vks-/);
     expect(at(ready, "status", "nodeInfo", "operatingSystem")).toBe("linux");
