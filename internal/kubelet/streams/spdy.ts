@@ -351,10 +351,6 @@ export class SpdyStream extends Duplex {
     return this.extraHeaders;
   }
 
-  get isReplied(): boolean {
-    return this.replied;
-  }
-
   /** Sends SYN_REPLY; data written before this waits for it, as clients drop DATA on unreplied streams. */
   accept(headers: SpdyHeaders = new Map()): Promise<void> {
     if (!this.replied) {
