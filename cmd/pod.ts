@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { managerArgs, scopeFromArgs } from "../internal/cli/flags.ts";
 import { parseOutputFormat, parseAptSources, parsePositiveInt } from "../internal/cli/parse.ts";
+import { ExitCode, VksError } from "../internal/errors.ts";
 import { parseLogModeSetting } from "../internal/logs/logs.ts";
 
 const up = defineCommand({
@@ -115,7 +116,48 @@ Examples:
   },
 });
 
+const exec = defineCommand({
+  meta: {
+    name: "exec",
+    description: `Run a command in a running container, as kubectl exec does.
+
+Examples:
+  vks pod exec web -- cat /etc/os-release
+  vks pod exec -it web -c nginx -- sh
+  echo hello | vks pod exec -i web -- tr a-z A-Z`,
+  },
+  args: {
+    name: { type: "positional", description: "Pod name, then -- and the command with its arguments", required: true },
+    namespace: { type: "string", alias: "n", description: "Namespace (default: default)" },
+    container: { type: "string", alias: "c", description: "Container (default: the kubectl.kubernetes.io/default-container annotation, else the first)" },
+    stdin: { type: "boolean", alias: "i", description: "Pass standard input to the command", default: false },
+    tty: { type: "boolean", alias: "t", description: "Give the command a terminal", default: false },
+    ...managerArgs,
+  },
+  async run({ args, rawArgs }) {
+    const separator = rawArgs.indexOf("--");
+    const command = separator < 0 ? [] : rawArgs.slice(separator + 1);
+    if (command.length === 0 || !rawArgs.slice(0, separator).includes(args.name)) {
+      throw new VksError("vks pod exec needs a pod name, then -- and the command", {
+        exitCode: ExitCode.usage,
+        hint: "e.g. vks pod exec web -- ls -l /",
+      });
+    }
+    const { podExec } = await import("../internal/actions/pod-exec.ts");
+    process.exitCode = await podExec({
+      name: args.name,
+      namespace: args.namespace,
+      container: args.container,
+      stdin: args.stdin,
+      tty: args.tty,
+      command,
+      scope: scopeFromArgs(args),
+      stateDir: args["state-dir"],
+    });
+  },
+});
+
 export default defineCommand({
   meta: { name: "pod", description: "Run pod manifests on this host without a cluster" },
-  subCommands: { up, down, ls, logs },
+  subCommands: { up, down, ls, logs, exec },
 });

@@ -28,7 +28,9 @@ const FORCED_EXIT_DELAY_MS = 5_000;
 
 async function runToExitCode(main: CommandDef, rawArgs: string[], citty: Citty): Promise<number> {
   try {
-    if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    // Words after `--` belong to a command vks runs (`vks pod exec web -- ls -h`), not to vks.
+    const ownArgs = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
+    if (ownArgs.includes("--help") || ownArgs.includes("-h")) {
       const [command, parent] = await resolveSubCommand(main, rawArgs);
       process.stdout.write((await citty.renderUsage(await withSummaries(command), parent)) + "\n");
       return ExitCode.ok;

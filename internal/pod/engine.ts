@@ -1,7 +1,8 @@
 import type { V1ContainerStateTerminated, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
-import { ExitCode, VksError, errorMessage } from "../errors.ts";
+import { ExitCode, NotFoundError, VksError, errorMessage } from "../errors.ts";
+import { ContainerNotRunningError, startExec, type ExecProcess, type ExecRequest } from "../exec/exec.ts";
 import { detectHostIP } from "../host/address.ts";
 import { ImageError, ImageResolver, PullBackOff, defaultPullPolicy } from "../image/resolve.ts";
 import type { PullPolicy, ResolvedImage } from "../image/types.ts";
@@ -331,6 +332,25 @@ export class PodEngine implements PodProvider {
 
   async getPodStatus(namespace: string, name: string): Promise<V1PodStatus | undefined> {
     return (await this.getPod(namespace, name))?.status;
+  }
+
+  /**
+   * Runs a command in a running container's context (internal/exec). Fails as the kubelet does: with
+   * NotFoundError "pod does not exist" or `container not found ("c")` for a pod or container this node
+   * does not run, and with ContainerNotRunningError (the kubelet's `container not found ("c")` too, but
+   * a VksError, not a NotFoundError) for a container that exists but has no running process.
+   */
+  async exec(namespace: string, name: string, container: string, request: ExecRequest): Promise<ExecProcess> {
+    const tracked = this.tracked.get(keyOf(namespace, name));
+    if (!tracked) throw new NotFoundError("pod does not exist", `this node runs no pod ${namespace}/${name}; see vks pod ls`);
+    const unit = tracked.record.units.find((candidate) => candidate.container === container);
+    if (!unit) {
+      const containers = tracked.record.units.map((candidate) => candidate.container).join(", ");
+      throw new NotFoundError(`container not found ("${container}")`, `pod ${namespace}/${name} has containers: ${containers}`);
+    }
+    const context = await this.systemd.getExecContext(unit.unitName);
+    if (context === undefined) throw new ContainerNotRunningError(container, "not loaded");
+    return startExec(context, request, { scope: this.options.scope, container });
   }
 
   /** Every pod with its status and each container's unit and unit state: one unit listing, like listPods. */

@@ -7,6 +7,7 @@ import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusSign
 import { expectArray, expectNumber, expectString, expectStringArray, expectVariantDict, expectVariantValue } from "./dbus-values.ts";
 import { ACCOUNTING_PROPERTIES, unitAccounting, type UnitAccounting } from "./accounting.ts";
 import { describeSystemdExitStatus } from "./exit-status.ts";
+import { EXEC_CONTEXT_PROPERTIES, decodeExecContext, type UnitExecContext } from "./exec-context.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
 import { toDbusProperties } from "./properties.ts";
@@ -268,6 +269,27 @@ export class SystemdManager {
     };
     const readings = await Promise.all(unitNames.map(read));
     return new Map(readings.filter((reading) => reading !== undefined).map((reading) => [reading.unitName, reading]));
+  }
+
+  /**
+   * What running a command in the unit's context needs (its identity, environment, working directory,
+   * limits and main process), or undefined when systemd has no such unit loaded.
+   */
+  async getExecContext(unitName: string): Promise<UnitExecContext | undefined> {
+    try {
+      // GetUnit first, as in getUnitState: a Get on an unloaded unit's path would load a stub for it.
+      const unit = await this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
+      const unitPath = expectString(unit.body[0], "GetUnit path");
+      const [managerEnvironment, ...values] = await Promise.all([
+        this.bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Environment")),
+        ...EXEC_CONTEXT_PROPERTIES.map((entry) => this.bus.call(getProperty(unitPath, entry.interface, entry.property))),
+      ]);
+      const environment = expectStringArray(expectVariantValue(managerEnvironment?.body[0], "Manager Environment"), "Manager Environment");
+      return decodeExecContext(unitName, values.map((reply) => reply.body[0]), environment);
+    } catch (err) {
+      if (isDbusError(err, DBUS_ERROR.noSuchUnit, DBUS_ERROR.unknownObject)) return undefined;
+      throw this.refused(`cannot read the execution context of ${unitName}`, err);
+    }
   }
 
   /** The unit's current state, or undefined when systemd has no such unit loaded. */
