@@ -9,6 +9,7 @@ import type { PullPolicy, ResolvedImage } from "../image/types.ts";
 import { chooseLogMode, containerLogFile, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
 import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
 import { SystemdManager } from "../systemd/manager.ts";
+import type { UnitAccounting } from "../systemd/accounting.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../systemd/types.ts";
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
@@ -330,6 +331,13 @@ export class PodEngine implements PodProvider {
     return this.podWithStatus(tracked);
   }
 
+  /** Where a pod's containers write their output, and each container's unit; undefined for an unknown pod. */
+  logSource(namespace: string, name: string): { logs: PodLogs; units: { container: string; unitName: string }[] } | undefined {
+    const record = this.tracked.get(keyOf(namespace, name))?.record;
+    if (record === undefined) return undefined;
+    return { logs: record.logs, units: record.units.map((unit) => ({ container: unit.container, unitName: unit.unitName })) };
+  }
+
   async getPodStatus(namespace: string, name: string): Promise<V1PodStatus | undefined> {
     return (await this.getPod(namespace, name))?.status;
   }
@@ -351,6 +359,11 @@ export class PodEngine implements PodProvider {
     const context = await this.systemd.getExecContext(unit.unitName);
     if (context === undefined) throw new ContainerNotRunningError(container, "not loaded");
     return startExec(context, request, { scope: this.options.scope, container });
+  }
+
+  /** systemd's cgroup accounting of the given units (for the kubelet API's stats). */
+  getUnitAccounting(unitNames: string[]): Promise<Map<string, UnitAccounting>> {
+    return this.systemd.getUnitAccounting(unitNames);
   }
 
   /** Every pod with its status and each container's unit and unit state: one unit listing, like listPods. */
