@@ -94,6 +94,8 @@ export function logReaderCommand(request: LogRequest): string[] {
 export interface JournalLine {
   message: string;
   realtimeMicros: bigint | undefined;
+  /** Where the entry is in the journal, to resume reading after it. */
+  cursor: string | undefined;
 }
 
 /** journalctl -o json gives MESSAGE as a string, or as a byte array when it is not valid UTF-8. */
@@ -109,15 +111,105 @@ export function parseJournalLine(line: string): JournalLine | undefined {
     return undefined;
   }
   if (typeof entry !== "object" || entry === null) return undefined;
-  const fields = entry as { MESSAGE?: unknown; __REALTIME_TIMESTAMP?: unknown };
+  const fields = entry as { MESSAGE?: unknown; __REALTIME_TIMESTAMP?: unknown; __CURSOR?: unknown };
   const realtime = fields.__REALTIME_TIMESTAMP;
   const realtimeMicros = typeof realtime === "string" && /^\d+$/.test(realtime) ? BigInt(realtime) : undefined;
   const message = fields.MESSAGE;
-  if (typeof message === "string") return { message, realtimeMicros };
+  const cursor = typeof fields.__CURSOR === "string" ? fields.__CURSOR : undefined;
+  if (typeof message === "string") return { message, realtimeMicros, cursor };
   if (Array.isArray(message) && message.every((b) => typeof b === "number")) {
-    return { message: Buffer.from(message as number[]).toString("utf8"), realtimeMicros };
+    return { message: Buffer.from(message as number[]).toString("utf8"), realtimeMicros, cursor };
   }
   return undefined;
+}
+
+/** Runs a log reader and hands each line of its output to `onLine`; resolves when it ends. */
+async function readLines(argv: string[], container: string, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  const reader = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const onAbort = () => reader.kill("SIGTERM");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of reader.stdout) {
+      pending += decoder.decode(chunk, { stream: true });
+      let newline = pending.indexOf("\n");
+      while (newline >= 0) {
+        onLine(pending.slice(0, newline));
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf("\n");
+      }
+    }
+    if (pending) onLine(pending);
+    const exitCode = await reader.exited;
+    if (exitCode !== 0 && !signal?.aborted) {
+      const stderr = (await new Response(reader.stderr).text()).trim();
+      throw new VksError(`${argv[0]} failed reading the log of ${container}: ${stderr || `exit ${exitCode}`}`, {
+        exitCode: ExitCode.unavailable,
+      });
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The entry's message and time, or undefined when it is not a message or falls outside the request's bounds. */
+function journalEntryInBounds(request: LogRequest, line: string): JournalLine | undefined {
+  const entry = parseJournalLine(line);
+  if (entry === undefined) return undefined;
+  // journalctl's --since/--until work at its own precision; the bounds are exact here.
+  if (entry.realtimeMicros !== undefined) {
+    const millis = Number(entry.realtimeMicros / 1000n);
+    if (request.since !== undefined && millis < request.since.getTime()) return undefined;
+    if (request.until !== undefined && millis >= request.until.getTime()) return undefined;
+  }
+  return entry;
+}
+
+/**
+ * The last `tail` entries of a time window, then (with follow) what comes after them. journalctl's
+ * --lines counts from the start of a --since window, not from its end, so the window is read once
+ * keeping the last entries, and following resumes after the last entry's cursor: nothing is missed or
+ * repeated between the two reads.
+ */
+async function streamJournalWindowTail(
+  request: LogRequest & { tail: number },
+  write: (line: string, realtimeMicros?: bigint) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const window = { ...request, follow: false, tail: undefined };
+  const kept: JournalLine[] = [];
+  let cursor: string | undefined;
+  await readLines(
+    logReaderCommand(window),
+    request.container,
+    (line) => {
+      const entry = journalEntryInBounds(request, line);
+      if (entry === undefined) return;
+      cursor = entry.cursor ?? cursor;
+      kept.push(entry);
+      if (kept.length > request.tail) kept.shift();
+    },
+    signal,
+  );
+  for (const entry of kept) write(entry.message, entry.realtimeMicros);
+  if (!request.follow || signal?.aborted) return;
+  const following = logReaderCommand({ ...request, tail: undefined });
+  const argv = cursor === undefined ? following : [...withoutOption(following, "--since"), "--after-cursor", cursor];
+  await readLines(
+    argv,
+    request.container,
+    (line) => {
+      const entry = journalEntryInBounds(request, line);
+      if (entry !== undefined) write(entry.message, entry.realtimeMicros);
+    },
+    signal,
+  );
+}
+
+function withoutOption(argv: string[], option: string): string[] {
+  const at = argv.indexOf(option);
+  return at === -1 ? argv : [...argv.slice(0, at), ...argv.slice(at + 2)];
 }
 
 /**
@@ -135,44 +227,18 @@ export async function streamContainerLog(
       throw new NotFoundError(`no log file for container ${request.container}: ${file}`, "the container has not written anything yet");
     }
   }
-  const argv = logReaderCommand(request);
-  const reader = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const onAbort = () => reader.kill("SIGTERM");
-  signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of reader.stdout) {
-      pending += decoder.decode(chunk, { stream: true });
-      let newline = pending.indexOf("\n");
-      while (newline >= 0) {
-        emit(pending.slice(0, newline));
-        pending = pending.slice(newline + 1);
-        newline = pending.indexOf("\n");
-      }
-    }
-    if (pending) emit(pending);
-    const exitCode = await reader.exited;
-    if (exitCode !== 0 && !signal?.aborted) {
-      const stderr = (await new Response(reader.stderr).text()).trim();
-      throw new VksError(`${argv[0]} failed reading the log of ${request.container}: ${stderr || `exit ${exitCode}`}`, {
-        exitCode: ExitCode.unavailable,
-      });
-    }
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
+  const tail = request.tail;
+  if (request.logs.mode === "journal" && tail !== undefined && (request.since !== undefined || request.until !== undefined)) {
+    return streamJournalWindowTail({ ...request, tail }, write, signal);
   }
-
-  function emit(line: string): void {
-    if (request.logs.mode === "file") return write(line);
-    const entry = parseJournalLine(line);
-    if (entry === undefined) return;
-    // journalctl's --since/--until work at its own precision; the bounds are exact here.
-    if (entry.realtimeMicros !== undefined) {
-      const millis = Number(entry.realtimeMicros / 1000n);
-      if (request.since !== undefined && millis < request.since.getTime()) return;
-      if (request.until !== undefined && millis >= request.until.getTime()) return;
-    }
-    write(entry.message, entry.realtimeMicros);
-  }
+  await readLines(
+    logReaderCommand(request),
+    request.container,
+    (line) => {
+      if (request.logs.mode === "file") return write(line);
+      const entry = journalEntryInBounds(request, line);
+      if (entry !== undefined) write(entry.message, entry.realtimeMicros);
+    },
+    signal,
+  );
 }
