@@ -132,7 +132,9 @@ export async function podLogs(
   process.once("SIGTERM", stop);
   await streamContainerLog(
     { logs: record.logs, unitName: unit.unitName, container: unit.container, scope: options.scope, follow: options.follow, tail: options.tail },
-    (line) => process.stdout.write(line + "\n"),
+    (line) => {
+      process.stdout.write(line + "\n");
+    },
     abort.signal,
   );
 }

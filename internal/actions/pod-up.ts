@@ -114,7 +114,9 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
       followers.push(
         streamContainerLog(
           { logs: podRecord.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true },
-          (line) => process.stdout.write(`${prefix}${line}\n`),
+          (line) => {
+            process.stdout.write(`${prefix}${line}\n`);
+          },
           logsAbort.signal,
         ).catch((err) => consola.warn(`logs of ${unit.container}: ${errorMessage(err)}`)),
       );

@@ -88,15 +88,15 @@ export function formatLogTimestamp(realtimeMicros: bigint): string {
 }
 
 /**
- * Streams the log to `write`, which returns false once the reader should stop (limitBytes reached or the
- * client gone). Resolves when the log ends (never with follow, until `signal` aborts).
+ * Streams the log to `write`; a promise from `write` holds the reader back until the client takes the
+ * chunk. Resolves when the log ends, at limitBytes, or (with follow) when `signal` aborts.
  */
 export async function streamContainerInstanceLog(
   source: PodLogSource,
   container: string,
   options: ContainerLogOptions,
   scope: ManagerScope,
-  write: (chunk: string) => void,
+  write: (chunk: string) => void | Promise<void>,
   signal: AbortSignal,
 ): Promise<void> {
   const podName = source.pod.metadata?.name ?? "";
@@ -135,13 +135,12 @@ export async function streamContainerInstanceLog(
           if (bytes.length >= remaining) {
             text = bytes.subarray(0, remaining).toString("utf8");
             remaining = 0;
-            write(text);
             stop.abort();
-            return;
+            return write(text);
           }
           remaining -= bytes.length;
         }
-        write(text);
+        return write(text);
       },
       stop.signal,
     );

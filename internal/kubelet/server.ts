@@ -247,8 +247,17 @@ export class KubeletApiServer {
         this.options.runtime.scope,
         (chunk) => {
           startBody();
-          // A slow client must not make vks buffer the whole log: pause when the socket's buffer is full.
-          response.write(chunk);
+          // A slow client must not make vks buffer the whole log: the reader waits until the socket drains.
+          if (response.write(chunk) || response.destroyed) return;
+          return new Promise<void>((resolve) => {
+            const done = (): void => {
+              response.off("drain", done);
+              response.off("close", done);
+              resolve();
+            };
+            response.on("drain", done);
+            response.on("close", done);
+          });
         },
         abort.signal,
       );

@@ -179,9 +179,7 @@ async function runAttachSession(runtime: KubeletRuntime, route: StreamingRoute, 
       container,
       { follow: true, timestamps: false, previous: false, tailLines: 0 },
       runtime.scope,
-      (chunk) => {
-        void session.writeStdout(Buffer.from(chunk)).catch(() => stop.abort());
-      },
+      (chunk) => session.writeStdout(Buffer.from(chunk)).catch(() => stop.abort()),
       stop.signal,
     );
   } catch (err) {

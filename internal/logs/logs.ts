@@ -124,7 +124,10 @@ export function parseJournalLine(line: string): JournalLine | undefined {
 }
 
 /** Runs a log reader and hands each line of its output to `onLine`; resolves when it ends. */
-async function readLines(argv: string[], container: string, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
+/** What receives log lines; a promise it returns pauses the reader until the line is taken (backpressure). */
+export type LogLineSink = (line: string, realtimeMicros?: bigint) => void | Promise<void>;
+
+async function readLines(argv: string[], container: string, onLine: (line: string) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
   const reader = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const onAbort = () => reader.kill("SIGTERM");
   signal?.addEventListener("abort", onAbort, { once: true });
@@ -135,12 +138,12 @@ async function readLines(argv: string[], container: string, onLine: (line: strin
       pending += decoder.decode(chunk, { stream: true });
       let newline = pending.indexOf("\n");
       while (newline >= 0) {
-        onLine(pending.slice(0, newline));
+        await onLine(pending.slice(0, newline));
         pending = pending.slice(newline + 1);
         newline = pending.indexOf("\n");
       }
     }
-    if (pending) onLine(pending);
+    if (pending) await onLine(pending);
     const exitCode = await reader.exited;
     if (exitCode !== 0 && !signal?.aborted) {
       const stderr = (await new Response(reader.stderr).text()).trim();
@@ -174,7 +177,7 @@ function journalEntryInBounds(request: LogRequest, line: string): JournalLine | 
  */
 async function streamJournalWindowTail(
   request: LogRequest & { tail: number },
-  write: (line: string, realtimeMicros?: bigint) => void,
+  write: LogLineSink,
   signal?: AbortSignal,
 ): Promise<void> {
   const window = { ...request, follow: false, tail: undefined };
@@ -192,7 +195,7 @@ async function streamJournalWindowTail(
     },
     signal,
   );
-  for (const entry of kept) write(entry.message, entry.realtimeMicros);
+  for (const entry of kept) await write(entry.message, entry.realtimeMicros);
   if (!request.follow || signal?.aborted) return;
   const following = logReaderCommand({ ...request, tail: undefined });
   const argv = cursor === undefined ? following : [...withoutOption(following, "--since"), "--after-cursor", cursor];
@@ -201,7 +204,7 @@ async function streamJournalWindowTail(
     request.container,
     (line) => {
       const entry = journalEntryInBounds(request, line);
-      if (entry !== undefined) write(entry.message, entry.realtimeMicros);
+      return entry === undefined ? undefined : write(entry.message, entry.realtimeMicros);
     },
     signal,
   );
@@ -218,7 +221,7 @@ function withoutOption(argv: string[], option: string): string[] {
  */
 export async function streamContainerLog(
   request: LogRequest,
-  write: (line: string, realtimeMicros?: bigint) => void,
+  write: LogLineSink,
   signal?: AbortSignal,
 ): Promise<void> {
   if (request.logs.mode === "file" && !request.follow) {
@@ -237,7 +240,7 @@ export async function streamContainerLog(
     (line) => {
       if (request.logs.mode === "file") return write(line);
       const entry = journalEntryInBounds(request, line);
-      if (entry !== undefined) write(entry.message, entry.realtimeMicros);
+      return entry === undefined ? undefined : write(entry.message, entry.realtimeMicros);
     },
     signal,
   );
