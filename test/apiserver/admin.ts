@@ -1,12 +1,15 @@
 // The admin endpoint: a plain-HTTP port through which a test process that cannot host the server
 // itself (Bun tests, since the server needs Node) drives a TestApiServer.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { BearerToken, DenyRule } from "./auth.ts";
 import { adminUser } from "./handler.ts";
 import { isJsonObject, parseJson, type JsonValue } from "./json.ts";
 import { adminRoutes, type ServerState } from "./protocol.ts";
+import type { AllowRule } from "./rbac.ts";
 import type { OutageMode, TestApiServer } from "./server.ts";
+import { ApiError } from "./status.ts";
 
 const outageModes: readonly OutageMode[] = ["refuse", "reset", "unavailable"];
 
@@ -39,17 +42,49 @@ function toDenyRule(value: JsonValue): DenyRule {
   return rule;
 }
 
+function toAllowRule(value: JsonValue): AllowRule {
+  if (!isJsonObject(value)) throw new Error("an allow rule must be an object");
+  if (!isStringList(value["verbs"])) throw new Error("an allow rule needs verbs, a list of strings");
+  const rule: AllowRule = { verbs: value["verbs"] };
+  if (value["name"] !== undefined) {
+    if (typeof value["name"] !== "string") throw new Error("allow rule field name must be a string");
+    rule.name = value["name"];
+  }
+  for (const key of ["users", "groups", "apiGroups", "resources", "resourceNames", "namespaces", "nonResourceURLs"] as const) {
+    const field = value[key];
+    if (field === undefined) continue;
+    if (!isStringList(field)) throw new Error(`allow rule field ${key} must be a list of strings`);
+    rule[key] = field;
+  }
+  return rule;
+}
+
 function toBearerToken(value: JsonValue): BearerToken {
   if (!isJsonObject(value) || typeof value["token"] !== "string" || typeof value["user"] !== "string") {
     throw new Error("a token needs string fields token and user");
   }
-  const groups = value["groups"];
-  if (groups !== undefined && !isStringList(groups)) throw new Error("token groups must be a list of strings");
-  return { token: value["token"], user: value["user"], ...(groups === undefined ? {} : { groups }) };
+  const token: BearerToken = { token: value["token"], user: value["user"] };
+  for (const key of ["groups", "audiences"] as const) {
+    const field = value[key];
+    if (field === undefined) continue;
+    if (!isStringList(field)) throw new Error(`token ${key} must be a list of strings`);
+    token[key] = field;
+  }
+  if (value["uid"] !== undefined) {
+    if (typeof value["uid"] !== "string") throw new Error("token uid must be a string");
+    token.uid = value["uid"];
+  }
+  const extra = value["extra"];
+  if (extra !== undefined) {
+    if (!isJsonObject(extra) || !Object.values(extra).every(isStringList)) throw new Error("token extra must map names to lists of strings");
+    token.extra = extra as Record<string, string[]>;
+  }
+  return token;
 }
 
 export class AdminEndpoint {
   private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
   private port = 0;
 
   constructor(private readonly apiServer: TestApiServer) {
@@ -58,6 +93,19 @@ export class AdminEndpoint {
         if (!response.headersSent) reply(response, 400, { error: error instanceof Error ? error.message : String(error) });
         else response.destroy();
       });
+    });
+    // Exec, attach and port-forward through the admin port, as a cluster admin.
+    this.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if ((request.url ?? "").startsWith("/admin/")) {
+        socket.destroy();
+        return;
+      }
+      this.apiServer.serveUpgrade(request, socket, head, adminUser);
+    });
+    // Upgraded connections leave the HTTP server's bookkeeping, so stop() closes them itself.
+    this.server.on("connection", (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
     });
   }
 
@@ -75,6 +123,7 @@ export class AdminEndpoint {
 
   async stop(): Promise<void> {
     this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -152,6 +201,43 @@ export class AdminEndpoint {
         if (!isJsonObject(body) || typeof body["enabled"] !== "boolean") throw new Error("expected {enabled: boolean}");
         server.setNodeAuthorization(body["enabled"]);
         reply(response, 200, {});
+        return;
+      }
+      case `PUT ${adminRoutes.allowRules}`: {
+        const body = await readJson(request);
+        if (!Array.isArray(body)) throw new Error("expected a list of allow rules");
+        server.setAllowRules(body.map(toAllowRule));
+        reply(response, 200, {});
+        return;
+      }
+      case `PUT ${adminRoutes.kubeletPreferredAddressTypes}`: {
+        const body = await readJson(request);
+        if (!isJsonObject(body) || !isStringList(body["types"])) throw new Error("expected {types: string[]}");
+        server.setKubeletPreferredAddressTypes(body["types"]);
+        reply(response, 200, {});
+        return;
+      }
+      case `PUT ${adminRoutes.autoApproveKubeletServing}`: {
+        const body = await readJson(request);
+        if (!isJsonObject(body) || typeof body["enabled"] !== "boolean") throw new Error("expected {enabled: boolean}");
+        server.setAutoApproveKubeletServing(body["enabled"]);
+        reply(response, 200, {});
+        return;
+      }
+      case `POST ${adminRoutes.certificateApproval}`: {
+        const body = await readJson(request);
+        const decision = isJsonObject(body) ? body["decision"] : undefined;
+        if (!isJsonObject(body) || typeof body["name"] !== "string" || (decision !== "Approved" && decision !== "Denied")) {
+          throw new Error('expected {name: string, decision: "Approved" | "Denied", reason?, message?}');
+        }
+        const reason = typeof body["reason"] === "string" ? body["reason"] : undefined;
+        const message = typeof body["message"] === "string" ? body["message"] : undefined;
+        try {
+          reply(response, 200, server.decideCertificateRequest(body["name"], decision, adminUser, reason, message));
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          reply(response, error.code, error.status);
+        }
         return;
       }
       case `PUT ${adminRoutes.historyLimit}`: {

@@ -29,7 +29,14 @@ export interface TestPki {
   node: KeyPairFiles;
   /** Client certificate of a cluster admin: CN=vks-test-admin, O=system:masters. */
   admin: KeyPairFiles;
+  /**
+   * The API server's own client certificate for kubelets (--kubelet-client-certificate):
+   * CN=kube-apiserver-kubelet-client, O=system:masters, as kubeadm issues it.
+   */
+  kubeletClient: KeyPairFiles;
 }
+
+export const kubeletClientUser = "kube-apiserver-kubelet-client";
 
 function openssl(args: string[]): void {
   execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -106,5 +113,8 @@ export function ensureTestPki(dir: string, nodeName: string): TestPki {
     existing("node") ?? issueClientCertificate(ca, dir, "node", { commonName: `system:node:${nodeName}`, organizations: ["system:nodes"] });
   const admin =
     existing("admin") ?? issueClientCertificate(ca, dir, "admin", { commonName: "vks-test-admin", organizations: ["system:masters"] });
-  return { dir, ca, server, node, admin };
+  const kubeletClient =
+    existing("kubelet-client") ??
+    issueClientCertificate(ca, dir, "kubelet-client", { commonName: kubeletClientUser, organizations: ["system:masters"] });
+  return { dir, ca, server, node, admin, kubeletClient };
 }

@@ -15,6 +15,7 @@ import type { RequestRecord } from "./handler.ts";
 import { isJsonObject, objectAt, parseJson, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { adminRoutes, type ReadyLine, type ServerState } from "./protocol.ts";
+import type { AllowRule } from "./rbac.ts";
 import { apiVersionOf, resourceTypeNamed, type ResourceType } from "./resources.ts";
 import type { OutageMode } from "./server.ts";
 
@@ -34,6 +35,16 @@ export interface StartTestApiServerOptions {
    * only the secrets and configmaps those pods reference. Off by default; see setNodeAuthorization.
    */
   nodeAuthorization?: boolean;
+  /** What SubjectAccessReviews find granted (RBAC stand-ins); see setAllowRules. */
+  allowRules?: AllowRule[];
+  /** --kubelet-preferred-address-types; default Hostname, InternalDNS, InternalIP, ExternalDNS, ExternalIP. */
+  kubeletPreferredAddressTypes?: string[];
+  /** --kubelet-certificate-authority: a PEM file; without it kubelet serving certificates are not verified. */
+  kubeletCertificateAuthorityPath?: string;
+  /** Approve kubelet-serving CSRs a node makes for itself (CN and requester system:node:<name>). Off by default. */
+  autoApproveKubeletServing?: boolean;
+  /** --api-audiences; default https://kubernetes.default.svc.cluster.local. */
+  apiAudiences?: string[];
   /** Keep the directory with certificates and kubeconfigs after stop(), e.g. to debug a failure. */
   keepDir?: boolean;
 }
@@ -95,6 +106,14 @@ export interface TestApiServerAdmin {
   setTokens(tokens: BearerToken[]): Promise<void>;
   setHistoryLimit(limit: number): Promise<void>;
   setNodeAuthorization(enabled: boolean): Promise<void>;
+  /** Replaces the allow rules SubjectAccessReviews are answered with (RBAC bindings stand-ins). */
+  setAllowRules(rules: AllowRule[]): Promise<void>;
+  setKubeletPreferredAddressTypes(types: string[]): Promise<void>;
+  setAutoApproveKubeletServing(enabled: boolean): Promise<void>;
+  /** `kubectl certificate approve` as a cluster admin; the signer then issues the certificate if it handles the signer name. */
+  approveCertificateSigningRequest(name: string, options?: { reason?: string; message?: string }): Promise<JsonObject>;
+  /** `kubectl certificate deny` as a cluster admin. */
+  denyCertificateSigningRequest(name: string, options?: { reason?: string; message?: string }): Promise<JsonObject>;
   /**
    * Resolves with the object (or undefined once it is gone) as soon as `predicate` holds, watching
    * for changes in between; it never gives up by itself, so the test's own timeout bounds it.
@@ -109,6 +128,8 @@ export interface RunningTestApiServer {
   dir: string;
   nodeName: string;
   caCertPath: string;
+  /** The API server's client certificate for kubelets: CN=kube-apiserver-kubelet-client, O=system:masters. */
+  kubeletClient: KeyPairFiles;
   /** Authenticates as system:node:<nodeName> in group system:nodes, the way a kubelet does. */
   kubeconfigPath: string;
   /** Authenticates as vks-test-admin in group system:masters. */
@@ -302,6 +323,21 @@ function createAdmin(adminUrl: string): TestApiServerAdmin {
     async setNodeAuthorization(enabled) {
       await expectOk("PUT", adminRoutes.nodeAuthorization, { enabled });
     },
+    async setAllowRules(rules) {
+      await expectOk("PUT", adminRoutes.allowRules, rules as unknown as JsonValue);
+    },
+    async setKubeletPreferredAddressTypes(types) {
+      await expectOk("PUT", adminRoutes.kubeletPreferredAddressTypes, { types });
+    },
+    async setAutoApproveKubeletServing(enabled) {
+      await expectOk("PUT", adminRoutes.autoApproveKubeletServing, { enabled });
+    },
+    approveCertificateSigningRequest(name, options = {}) {
+      return expectObject("POST", adminRoutes.certificateApproval, { name, decision: "Approved", ...options });
+    },
+    denyCertificateSigningRequest(name, options = {}) {
+      return expectObject("POST", adminRoutes.certificateApproval, { name, decision: "Denied", ...options });
+    },
     async waitFor(resource, name, namespace, predicate) {
       const type = typeNamed(resource);
       // Each round reads the current state, then watches from it; a watch that ends or expires
@@ -336,6 +372,11 @@ export async function startTestApiServer(options: StartTestApiServerOptions = {}
   if (options.defaultWatchTimeoutSeconds !== undefined) args.push("--watch-timeout-seconds", String(options.defaultWatchTimeoutSeconds));
   for (const namespace of options.namespaces ?? []) args.push("--namespace", namespace);
   if (options.nodeAuthorization === true) args.push("--node-authorization");
+  if (options.allowRules !== undefined) args.push("--allow-rules", JSON.stringify(options.allowRules));
+  if (options.kubeletPreferredAddressTypes !== undefined) args.push("--kubelet-preferred-address-types", options.kubeletPreferredAddressTypes.join(","));
+  if (options.kubeletCertificateAuthorityPath !== undefined) args.push("--kubelet-certificate-authority", options.kubeletCertificateAuthorityPath);
+  if (options.autoApproveKubeletServing === true) args.push("--auto-approve-kubelet-serving");
+  if (options.apiAudiences !== undefined) args.push("--api-audiences", options.apiAudiences.join(","));
 
   const child = Bun.spawn(["node", bundle, ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   let ready: ReadyLine;
@@ -364,6 +405,7 @@ export async function startTestApiServer(options: StartTestApiServerOptions = {}
     dir,
     nodeName: ready.nodeName,
     caCertPath: ready.caCertPath,
+    kubeletClient: ready.kubeletClient,
     kubeconfigPath: ready.kubeconfigs.node,
     adminKubeconfigPath: ready.kubeconfigs.admin,
     tokenKubeconfigPaths: ready.kubeconfigs.tokens,

@@ -1,7 +1,7 @@
 // Discovery documents (/api, /apis, /api/v1, ...) and /version, enough for clients that look up
 // whether a resource is namespaced before acting on it.
 import type { JsonObject } from "./json.ts";
-import { groupVersions, resourceTypes, resourceVerbs, statusVerbs } from "./resources.ts";
+import { groupVersions, resourceTypes, resourceVerbs, statusVerbs, type ResourceType, type Subresource } from "./resources.ts";
 
 export const serverVersion = {
   major: "1",
@@ -15,6 +15,37 @@ export const serverVersion = {
   platform: "linux/amd64",
 } as const;
 
+/** A subresource's discovery entry, as the real server lists it (e.g. pods/exec as PodExecOptions, create and get). */
+function subresourceEntry(type: ResourceType, subresource: Subresource): JsonObject {
+  const entry = (kind: string, verbs: readonly string[], extra: JsonObject = {}): JsonObject => ({
+    name: `${type.resource}/${subresource}`,
+    singularName: "",
+    namespaced: type.namespaced,
+    ...extra,
+    kind,
+    verbs: [...verbs],
+  });
+  switch (subresource) {
+    case "status":
+    case "approval":
+      return entry(type.kind, statusVerbs);
+    case "binding":
+      return entry("Binding", ["create"]);
+    case "token":
+      return entry("TokenRequest", ["create"], { group: "authentication.k8s.io", version: "v1" });
+    case "log":
+      return entry("Pod", ["get"]);
+    case "exec":
+      return entry("PodExecOptions", ["create", "get"]);
+    case "attach":
+      return entry("PodAttachOptions", ["create", "get"]);
+    case "portforward":
+      return entry("PodPortForwardOptions", ["create", "get"]);
+    case "proxy":
+      return entry("NodeProxyOptions", ["create", "delete", "get", "patch", "update"]);
+  }
+}
+
 function resourceList(group: string, version: string): JsonObject {
   const resources: JsonObject[] = [];
   for (const type of resourceTypes.filter((candidate) => candidate.group === group && candidate.version === version)) {
@@ -23,16 +54,10 @@ function resourceList(group: string, version: string): JsonObject {
       singularName: type.singular,
       namespaced: type.namespaced,
       kind: type.kind,
-      verbs: [...resourceVerbs()],
+      verbs: [...resourceVerbs(type)],
       ...(type.shortNames.length > 0 ? { shortNames: [...type.shortNames] } : {}),
     });
-    for (const subresource of type.subresources) {
-      resources.push(
-        subresource === "status"
-          ? { name: `${type.resource}/status`, singularName: "", namespaced: type.namespaced, kind: type.kind, verbs: [...statusVerbs] }
-          : { name: `${type.resource}/binding`, singularName: "", namespaced: type.namespaced, kind: "Binding", verbs: ["create"] },
-      );
-    }
+    for (const subresource of type.subresources) resources.push(subresourceEntry(type, subresource));
   }
   return { kind: "APIResourceList", apiVersion: "v1", groupVersion: group === "" ? version : `${group}/${version}`, resources };
 }

@@ -1,15 +1,20 @@
 // Serves one HTTP request against the registry: routing, authentication and authorization, body
 // decoding, verb dispatch, and Status responses for every failure.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { authenticate, authorize, type BearerToken, type DenyRule, type UserInfo } from "./auth.ts";
+import { authenticate, type BearerToken, type UserInfo } from "./auth.ts";
+import { authorizeRequest, type AuthorizationPolicy } from "./authorizer.ts";
+import type { UpgradeStream } from "./backend-proxy.ts";
+import { serveConnect, type ConnectContext } from "./connect.ts";
 import { discoveryDocument } from "./discovery.ts";
 import { isJsonObject, numberAt, objectAt, parseJson, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import type { DeleteOptions, Registry } from "./registry.ts";
-import { authorizeNode, nodeNameOf, type BoundPods } from "./node-authorization.ts";
-import { findResourceType, type ResourceType } from "./resources.ts";
+import { connectSubresources, findResourceType, type ResourceType, type Subresource } from "./resources.ts";
+import { reviewSubjectAccess, reviewToken } from "./reviews.ts";
 import { parseRequest, type ResourceRequest } from "./routing.ts";
 import { parseSelection } from "./selection.ts";
-import { ApiError, badRequest, methodNotAllowed, pathNotFound, unauthorized, unprocessable, unsupportedMediaType } from "./status.ts";
+import { ApiError, badRequest, methodNotAllowed, pathNotFound, unauthorized, unknownError, unprocessable, unsupportedMediaType } from "./status.ts";
+import { requestToken, type TokenIssuer } from "./token-request.ts";
+import { checkDecodable } from "./validation.ts";
 import type { WatchHub } from "./watch.ts";
 
 /** What the request log keeps of each request, for tests that assert on how vks talks to the server. */
@@ -32,10 +37,11 @@ export interface HandlerContext {
   registry: Registry;
   watches: WatchHub;
   tokens: () => readonly BearerToken[];
-  denyRules: () => readonly DenyRule[];
-  /** Whether node identities get the Node authorizer's and NodeRestriction's limits. */
-  nodeAuthorization: () => boolean;
-  boundPods: BoundPods;
+  apiAudiences: () => readonly string[];
+  policy: AuthorizationPolicy;
+  connect: ConnectContext;
+  /** Issues service account tokens; undefined when the server has no signing key. */
+  tokenIssuer: TokenIssuer | undefined;
   defaultWatchTimeoutSeconds: number | undefined;
   serverAddress: () => string;
   record: (entry: Omit<RequestRecord, "sequence">) => void;
@@ -123,10 +129,15 @@ async function readDeleteOptions(request: IncomingMessage, query: URLSearchParam
   return options;
 }
 
+// Subresources that exist only to be created (POSTed to).
+const createOnlySubresources = new Set(["binding", "token"]);
+
 function resolveType(info: ResourceRequest): ResourceType {
   const type = findResourceType(info.group, info.version, info.resource);
   if (type === undefined) throw pathNotFound();
-  if (info.subresource !== "" && !type.subresources.includes(info.subresource as "status" | "binding")) throw pathNotFound();
+  if (info.subresource !== "" && !type.subresources.includes(info.subresource as Subresource)) throw pathNotFound();
+  if (type.verbs !== undefined && info.subresource === "" && !type.verbs.includes(info.verb)) throw methodNotAllowed();
+  if (createOnlySubresources.has(info.subresource) && info.verb !== "create") throw methodNotAllowed();
   const isNamespaceItself = type.resource === "namespaces";
   if (!type.namespaced && info.namespace !== "" && !isNamespaceItself) throw pathNotFound();
   if (type.namespaced && info.namespace === "") {
@@ -189,7 +200,18 @@ async function dispatch(
         sendJson(response, 201, registry.bind(type, namespace, name, await readObjectBody(request), user));
         return;
       }
+      if (name !== "" && subresource === "token") {
+        if (context.tokenIssuer === undefined) throw unknownError("the vks test API server was started without a key to sign tokens with");
+        sendJson(response, 201, requestToken(context.tokenIssuer, type, namespace, name, await readObjectBody(request), user));
+        return;
+      }
       if (name !== "") throw methodNotAllowed();
+      if (type.kind === "TokenReview" || type.kind === "SubjectAccessReview") {
+        const body = await readObjectBody(request);
+        checkDecodable(type, body);
+        sendJson(response, 201, type.kind === "TokenReview" ? reviewToken(body, context.tokens(), context.apiAudiences()) : reviewSubjectAccess(body, context.policy));
+        return;
+      }
       sendJson(response, 201, registry.create(type, namespace, await readObjectBody(request), user));
       return;
     }
@@ -238,13 +260,21 @@ function serveNonResource(context: HandlerContext, method: string, path: string,
 
 /**
  * Handles a request; `asUser` is set by the admin endpoint, which skips authentication and
- * authorization, and left undefined on the TLS port, which applies both.
+ * authorization, and left undefined on the TLS port, which applies both. `upgrade` carries the raw
+ * connection of a request that arrived as an HTTP upgrade (exec, attach, port-forward).
  */
-export async function handleRequest(context: HandlerContext, request: IncomingMessage, response: ServerResponse, asUser: UserInfo | undefined): Promise<void> {
+export async function handleRequest(
+  context: HandlerContext,
+  request: IncomingMessage,
+  response: ServerResponse,
+  asUser: UserInfo | undefined,
+  upgrade?: UpgradeStream,
+): Promise<void> {
   const method = request.method ?? "GET";
   const url = new URL(request.url ?? "/", "https://apiserver.invalid");
   const info = parseRequest(method, url);
-  const user = asUser ?? authenticate(request, context.tokens());
+  const user = asUser ?? authenticate(request, context.tokens(), context.apiAudiences());
+  let connectedCode: number | undefined;
   try {
     if (user === undefined) throw unauthorized();
     if (info.kind === "nonResource") {
@@ -252,16 +282,14 @@ export async function handleRequest(context: HandlerContext, request: IncomingMe
       return;
     }
     if (asUser === undefined) {
-      const attributes = { ...info, name: info.authorizedName };
-      const denial = authorize(context.denyRules(), user, attributes);
+      const denial = authorizeRequest(context.policy, user, { ...info, name: info.authorizedName });
       if (denial !== undefined) throw denial;
-      const nodeName = context.nodeAuthorization() ? nodeNameOf(user) : undefined;
-      if (nodeName !== undefined) {
-        const nodeDenial = authorizeNode(nodeName, user, attributes, context.boundPods);
-        if (nodeDenial !== undefined) throw nodeDenial;
-      }
     }
     const type = resolveType(info);
+    if (connectSubresources.has(info.subresource)) {
+      connectedCode = await serveConnect(context.connect, info, request, response, upgrade, url);
+      return;
+    }
     // Silently persisting a dry run would hide bugs; refusing it makes the gap visible.
     if (url.searchParams.has("dryRun")) throw badRequest("dryRun is not supported by the vks test API server");
     await dispatch(context, info, type, user, request, response, url.searchParams);
@@ -281,7 +309,7 @@ export async function handleRequest(context: HandlerContext, request: IncomingMe
       namespace: info.kind === "resource" ? info.namespace : undefined,
       name: info.kind === "resource" ? info.name : undefined,
       contentType: request.headers["content-type"],
-      code: response.statusCode,
+      code: connectedCode ?? response.statusCode,
     });
   }
 }

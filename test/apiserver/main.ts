@@ -1,13 +1,16 @@
 // CLI entry of the test API server, built for and run by Node:
 //   node apiserver.mjs --dir DIR [--node-name N] [--port P] [--admin-port P] [--token TOKEN:USER[:GROUP,...]]...
 //     [--history-limit N] [--initial-revision N] [--watch-timeout-seconds N] [--namespace NS]...
-//     [--deny-rules JSON] [--node-authorization] [--exit-on-stdin-close]
+//     [--deny-rules JSON] [--allow-rules JSON] [--node-authorization] [--exit-on-stdin-close]
+//     [--kubelet-preferred-address-types TYPE,...] [--kubelet-certificate-authority PATH]
+//     [--auto-approve-kubelet-serving] [--api-audiences AUDIENCE,...]
 // Creates (or reuses) the PKI in DIR, writes kubeconfigs there, and prints one ReadyLine as JSON.
 import { join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { AdminEndpoint } from "./admin.ts";
 import type { BearerToken, DenyRule } from "./auth.ts";
+import type { AllowRule } from "./rbac.ts";
 import { ensureTestPki } from "./certs.ts";
 import { parseJson } from "./json.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
@@ -25,6 +28,17 @@ function parseDenyRules(text: string | undefined): DenyRule[] {
   const parsed = parseJson(text);
   if (!Array.isArray(parsed)) throw new Error("--deny-rules wants a JSON list of rules");
   return parsed as DenyRule[];
+}
+
+function parseAllowRules(text: string | undefined): AllowRule[] {
+  if (text === undefined) return [];
+  const parsed = parseJson(text);
+  if (!Array.isArray(parsed)) throw new Error("--allow-rules wants a JSON list of rules");
+  return parsed as unknown as AllowRule[];
+}
+
+function commaList(text: string | undefined): string[] | undefined {
+  return text === undefined ? undefined : text.split(",").filter((item) => item !== "");
 }
 
 function optionalNumber(text: string | undefined, flag: string): number | undefined {
@@ -48,6 +62,11 @@ async function main(): Promise<void> {
       "watch-timeout-seconds": { type: "string" },
       namespace: { type: "string", multiple: true, default: [] },
       "deny-rules": { type: "string" },
+      "allow-rules": { type: "string" },
+      "kubelet-preferred-address-types": { type: "string" },
+      "kubelet-certificate-authority": { type: "string" },
+      "auto-approve-kubelet-serving": { type: "boolean", default: false },
+      "api-audiences": { type: "string" },
       "node-authorization": { type: "boolean", default: false },
       "exit-on-stdin-close": { type: "boolean", default: false },
     },
@@ -63,12 +82,23 @@ async function main(): Promise<void> {
   const initialRevision = optionalNumber(values["initial-revision"], "--initial-revision");
   const watchTimeout = optionalNumber(values["watch-timeout-seconds"], "--watch-timeout-seconds");
 
+  const preferredAddressTypes = commaList(values["kubelet-preferred-address-types"]);
+  const apiAudiences = commaList(values["api-audiences"]);
+  const kubeletCa = values["kubelet-certificate-authority"];
   const server = new TestApiServer({
     tls: {
       caCert: readFileSync(pki.ca.certPath, "utf8"),
       serverCert: readFileSync(pki.server.certPath, "utf8"),
       serverKey: readFileSync(pki.server.keyPath, "utf8"),
+      caKey: readFileSync(pki.ca.keyPath, "utf8"),
+      kubeletClientCert: readFileSync(pki.kubeletClient.certPath, "utf8"),
+      kubeletClientKey: readFileSync(pki.kubeletClient.keyPath, "utf8"),
     },
+    allowRules: parseAllowRules(values["allow-rules"]),
+    autoApproveKubeletServing: values["auto-approve-kubelet-serving"],
+    ...(preferredAddressTypes === undefined ? {} : { kubeletPreferredAddressTypes: preferredAddressTypes }),
+    ...(apiAudiences === undefined ? {} : { apiAudiences }),
+    ...(kubeletCa === undefined ? {} : { kubeletCertificateAuthority: readFileSync(resolve(kubeletCa), "utf8") }),
     host,
     port: Number(values.port),
     tokens,
@@ -95,6 +125,7 @@ async function main(): Promise<void> {
     dir,
     nodeName,
     caCertPath: pki.ca.certPath,
+    kubeletClient: pki.kubeletClient,
     kubeconfigs: {
       node: kubeconfig("node.kubeconfig", `system:node:${nodeName}`, pki.node),
       admin: kubeconfig("admin.kubeconfig", "vks-test-admin", pki.admin),

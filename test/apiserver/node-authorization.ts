@@ -1,7 +1,8 @@
 // What a real cluster lets a kubelet do, for requests from node identities (user system:node:<name>
-// in group system:nodes): the Node authorizer (a fixed rule set, plus secrets and configmaps only when
-// a pod bound to the node references them) and the NodeRestriction admission plugin (a node writes
-// only its own Node and Lease, mirror pods, and the status of pods bound to it).
+// in group system:nodes): the Node authorizer (a fixed rule set, plus objects reachable in its graph
+// from pods bound to the node: secrets, configmaps, persistent volume claims and volumes, service
+// account tokens) and the NodeRestriction admission plugin (a node writes only its own Node and Lease,
+// mirror pods, the status of pods bound to it, and tokens bound to those pods).
 import type { AdmissionPlugin, AdmissionRequest } from "./admission.ts";
 import type { RequestAttributes, UserInfo } from "./auth.ts";
 import { arrayAt, isJsonObject, jsonEqual, objectAt, stringAt, valueAtPath, type JsonObject, type JsonValue } from "./json.ts";
@@ -19,28 +20,53 @@ interface NodeRule {
   verbs: readonly string[];
 }
 
-// The bootstrap policy's NodeRules, limited to the resources this server serves.
+// The bootstrap policy's NodeRules, limited to the resources this server serves. Secrets, configmaps,
+// persistent volume claims and volumes, service accounts and leases never reach these rules: the
+// authorizer decides them itself.
 const nodeRules: readonly NodeRule[] = [
+  { group: "authentication.k8s.io", resource: "tokenreviews", verbs: ["create"] },
+  { group: "authorization.k8s.io", resource: "subjectaccessreviews", verbs: ["create"] },
+  { group: "authorization.k8s.io", resource: "localsubjectaccessreviews", verbs: ["create"] },
   { group: "", resource: "nodes", verbs: ["create", "get", "list", "watch", "update", "patch"] },
   { group: "", resource: "nodes/status", verbs: ["update", "patch"] },
   { group: "", resource: "pods", verbs: ["get", "list", "watch", "create", "delete"] },
   { group: "", resource: "pods/status", verbs: ["update", "patch"] },
   { group: "", resource: "pods/eviction", verbs: ["create"] },
   { group: "", resource: "events", verbs: ["create", "update", "patch"] },
-  { group: "coordination.k8s.io", resource: "leases", verbs: ["get", "create", "update", "patch", "delete"] },
+  { group: "certificates.k8s.io", resource: "certificatesigningrequests", verbs: ["create", "get", "list", "watch"] },
 ];
 
-const graphResources = new Set(["secrets", "configmaps"]);
+/** The pods bound to a node (in one namespace, or in all with undefined), for the authorizer's graph. */
+export type BoundPods = (nodeName: string, namespace: string | undefined) => JsonObject[];
 
-/** The pods bound to a node, for the authorizer's node → pod → secret/configmap relationships. */
-export type BoundPods = (nodeName: string, namespace: string) => JsonObject[];
+/** What the authorizer's graph is built from: pods bound to nodes, and persistent volumes by name. */
+export interface NodeGraph {
+  boundPods: BoundPods;
+  persistentVolume: (name: string) => JsonObject | undefined;
+}
 
-function referencedNames(pod: JsonObject, resource: string): Set<string> {
+type GraphResource = "secrets" | "configmaps" | "persistentvolumeclaims" | "serviceaccounts";
+
+function referencedNames(pod: JsonObject, resource: GraphResource): Set<string> {
   const names = new Set<string>();
   const add = (value: JsonValue | undefined): void => {
     if (typeof value === "string" && value !== "") names.add(value);
   };
   const spec = objectAt(pod, "spec");
+  if (resource === "serviceaccounts") {
+    add(spec?.["serviceAccountName"]);
+    return names;
+  }
+  if (resource === "persistentvolumeclaims") {
+    const podName = stringAt(objectAt(pod, "metadata"), "name") ?? "";
+    for (const volume of arrayAt(spec, "volumes") ?? []) {
+      if (!isJsonObject(volume)) continue;
+      add(valueAtPath(volume, ["persistentVolumeClaim", "claimName"]));
+      // A generic ephemeral volume's claim is named after the pod and the volume.
+      if (isJsonObject(volume["ephemeral"])) add(`${podName}-${stringAt(volume, "name") ?? ""}`);
+    }
+    return names;
+  }
   const secret = resource === "secrets";
   for (const volume of arrayAt(spec, "volumes") ?? []) {
     if (!isJsonObject(volume)) continue;
@@ -61,6 +87,85 @@ function referencedNames(pod: JsonObject, resource: string): Set<string> {
   return names;
 }
 
+/** The Node authorizer's verdict: allow, or no opinion with the reason it gives (often ""). */
+export interface NodeDecision {
+  allowed: boolean;
+  reason: string;
+}
+
+const allow: NodeDecision = { allowed: true, reason: "" };
+const noOpinion = (reason: string): NodeDecision => ({ allowed: false, reason });
+
+function relatedToNode(nodeName: string, resource: GraphResource, attributes: RequestAttributes, graph: NodeGraph): NodeDecision {
+  if (attributes.name === "") return noOpinion("No Object name found");
+  const related = graph.boundPods(nodeName, attributes.namespace).some((pod) => referencedNames(pod, resource).has(attributes.name));
+  return related ? allow : noOpinion(`no relationship found between node '${nodeName}' and this object`);
+}
+
+function persistentVolumeRelated(nodeName: string, attributes: RequestAttributes, graph: NodeGraph): NodeDecision {
+  if (attributes.name === "") return noOpinion("No Object name found");
+  const claim = objectAt(objectAt(graph.persistentVolume(attributes.name) ?? {}, "spec") ?? {}, "claimRef");
+  const claimNamespace = stringAt(claim, "namespace") ?? "";
+  const claimName = stringAt(claim, "name") ?? "";
+  const related =
+    claimName !== "" && graph.boundPods(nodeName, claimNamespace).some((pod) => referencedNames(pod, "persistentvolumeclaims").has(claimName));
+  return related ? allow : noOpinion(`no relationship found between node '${nodeName}' and this object`);
+}
+
+function readNamespacedObject(nodeName: string, resource: GraphResource, attributes: RequestAttributes, graph: NodeGraph): NodeDecision {
+  if (!["get", "list", "watch"].includes(attributes.verb)) return noOpinion("can only read resources of this type");
+  if (attributes.subresource !== "") return noOpinion("cannot read subresource");
+  if (attributes.namespace === "") return noOpinion("can only read namespaced object of this type");
+  return relatedToNode(nodeName, resource, attributes, graph);
+}
+
+function getOnly(attributes: RequestAttributes, related: () => NodeDecision): NodeDecision {
+  if (attributes.verb !== "get") return noOpinion("can only get individual resources of this type");
+  if (attributes.subresource !== "") return noOpinion("cannot get subresource");
+  return related();
+}
+
+function lease(nodeName: string, attributes: RequestAttributes): NodeDecision {
+  if (!["get", "create", "update", "patch", "delete"].includes(attributes.verb)) {
+    return noOpinion("can only get, create, update, patch, or delete a node lease");
+  }
+  if (attributes.namespace !== "kube-node-lease") return noOpinion(`can only access leases in the "kube-node-lease" system namespace`);
+  // A create names no object yet; NodeRestriction checks the name of the lease being created.
+  if (attributes.verb !== "create" && attributes.name !== nodeName) {
+    return noOpinion("can only access node lease with the same name as the requesting node");
+  }
+  return allow;
+}
+
+/** The Node authorizer (without the 1.32 AuthorizeNodeWithSelectors limits on reading nodes and pods). */
+export function nodeAuthorizerDecision(nodeName: string, attributes: RequestAttributes, graph: NodeGraph): NodeDecision {
+  if (attributes.group === "") {
+    switch (attributes.resource) {
+      case "secrets":
+      case "configmaps":
+        return readNamespacedObject(nodeName, attributes.resource, attributes, graph);
+      case "persistentvolumeclaims":
+        if (attributes.subresource === "status") {
+          if (!["update", "patch"].includes(attributes.verb)) return noOpinion("can only get/update/patch this type");
+          return relatedToNode(nodeName, "persistentvolumeclaims", attributes, graph);
+        }
+        return getOnly(attributes, () => relatedToNode(nodeName, "persistentvolumeclaims", attributes, graph));
+      case "persistentvolumes":
+        return getOnly(attributes, () => persistentVolumeRelated(nodeName, attributes, graph));
+      case "serviceaccounts":
+        if (attributes.verb !== "create" || attributes.name === "") return noOpinion("can only create tokens for individual service accounts");
+        if (attributes.subresource !== "token") return noOpinion("can only create token subresource of serviceaccount");
+        return relatedToNode(nodeName, "serviceaccounts", attributes, graph);
+      default:
+        break;
+    }
+  }
+  if (attributes.group === "coordination.k8s.io" && attributes.resource === "leases") return lease(nodeName, attributes);
+  const resourcePath = attributes.subresource === "" ? attributes.resource : `${attributes.resource}/${attributes.subresource}`;
+  const allowed = nodeRules.some((rule) => rule.group === attributes.group && rule.resource === resourcePath && rule.verbs.includes(attributes.verb));
+  return allowed ? allow : noOpinion("");
+}
+
 function denial(user: UserInfo, attributes: RequestAttributes, reason: string): ApiError {
   const resourcePath = attributes.subresource === "" ? attributes.resource : `${attributes.resource}/${attributes.subresource}`;
   const scope = attributes.namespace === "" ? "at the cluster scope" : `in the namespace "${attributes.namespace}"`;
@@ -69,18 +174,9 @@ function denial(user: UserInfo, attributes: RequestAttributes, reason: string): 
 }
 
 /** The 403 the Node authorizer (with RBAC granting nodes nothing more) gives, or undefined to allow. */
-export function authorizeNode(nodeName: string, user: UserInfo, attributes: RequestAttributes, boundPods: BoundPods): ApiError | undefined {
-  const resourcePath = attributes.subresource === "" ? attributes.resource : `${attributes.resource}/${attributes.subresource}`;
-  if (attributes.group === "" && graphResources.has(attributes.resource)) {
-    if (!["get", "list", "watch"].includes(attributes.verb)) return denial(user, attributes, "can only read resources of this type");
-    if (attributes.subresource !== "") return denial(user, attributes, "cannot read subresource");
-    if (attributes.namespace === "") return denial(user, attributes, "can only read namespaced object of this type");
-    if (attributes.name === "") return denial(user, attributes, "No Object name found");
-    const related = boundPods(nodeName, attributes.namespace).some((pod) => referencedNames(pod, attributes.resource).has(attributes.name));
-    return related ? undefined : denial(user, attributes, `no relationship found between node '${nodeName}' and this object`);
-  }
-  const allowed = nodeRules.some((rule) => rule.group === attributes.group && rule.resource === resourcePath && rule.verbs.includes(attributes.verb));
-  return allowed ? undefined : denial(user, attributes, "");
+export function authorizeNode(nodeName: string, user: UserInfo, attributes: RequestAttributes, graph: NodeGraph): ApiError | undefined {
+  const decision = nodeAuthorizerDecision(nodeName, attributes, graph);
+  return decision.allowed ? undefined : denial(user, attributes, decision.reason);
 }
 
 const mirrorPodAnnotation = "kubernetes.io/config.mirror";
@@ -130,8 +226,15 @@ function nodeNameOfPod(pod: JsonObject | undefined): string {
   return stringAt(objectAt(pod ?? {}, "spec"), "nodeName") ?? "";
 }
 
-/** NodeRestriction; `nodes` looks up a Node to check a mirror pod's owner reference against its UID. */
-export function nodeRestriction(nodes: (name: string) => JsonObject | undefined): AdmissionPlugin {
+/** Reads a stored object, as NodeRestriction reads them from its informers. */
+export type ObjectLookup = (resource: string, namespace: string, name: string) => JsonObject | undefined;
+
+/**
+ * NodeRestriction; `lookup` finds the Node a mirror pod's owner reference must match and the pod a
+ * token request is bound to.
+ */
+export function nodeRestriction(lookup: ObjectLookup): AdmissionPlugin {
+  const nodes = (name: string): JsonObject | undefined => lookup("nodes", "", name);
   return (request: AdmissionRequest) => {
     const nodeName = request.user === undefined ? undefined : nodeNameOf(request.user);
     if (nodeName === undefined) return;
@@ -159,10 +262,56 @@ export function nodeRestriction(nodes: (name: string) => JsonObject | undefined)
         if (request.namespace !== "kube-node-lease") refuse(`can only access leases in the "kube-node-lease" system namespace`);
         if (request.name !== nodeName) refuse("can only access node lease with the same name as the requesting node");
         return;
+      case "persistentvolumeclaims":
+        if (request.subresource !== "status") refuse("may only update PVC status");
+        return admitClaimStatus(nodeName, request, refuse);
+      case "serviceaccounts":
+        if (request.operation !== "CREATE" || request.subresource !== "token") return;
+        return admitTokenRequest(nodeName, request, lookup, refuse);
       default:
         return;
     }
   };
+}
+
+/** A node may change only status.capacity and status.conditions of a claim (what volume expansion reports). */
+function admitClaimStatus(nodeName: string, request: AdmissionRequest, refuse: (reason: string) => never): void {
+  if (request.operation !== "UPDATE") refuse(`unexpected operation "${request.operation}"`);
+  const comparable = (claim: JsonObject | undefined): JsonObject => {
+    const copy: JsonObject = { ...claim };
+    copy["metadata"] = { ...objectAt(copy, "metadata") };
+    delete (copy["metadata"] as JsonObject)["resourceVersion"];
+    delete (copy["metadata"] as JsonObject)["managedFields"];
+    const status: JsonObject = { ...objectAt(copy, "status") };
+    delete status["capacity"];
+    delete status["conditions"];
+    copy["status"] = status;
+    return copy;
+  };
+  const before = comparable(request.oldObject);
+  const after = comparable(request.object);
+  if (!jsonEqual(before, after)) {
+    // The real message ends with a go-cmp diff; this names the differing top-level fields instead.
+    const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((key) => !jsonEqual(before[key], after[key]));
+    refuse(`node "${nodeName}" is not allowed to update fields other than status.capacity and status.conditions: ${fields.join(", ")}`);
+  }
+}
+
+/** Tokens a node requests must be bound to a pod that runs on that node. */
+function admitTokenRequest(nodeName: string, request: AdmissionRequest, lookup: ObjectLookup, refuse: (reason: string) => never): void {
+  const reference = objectAt(objectAt(request.object ?? {}, "spec") ?? {}, "boundObjectRef");
+  const podName = stringAt(reference, "name") ?? "";
+  if (reference === undefined || reference["apiVersion"] !== "v1" || reference["kind"] !== "Pod" || podName === "") {
+    refuse("node requested token not bound to a pod");
+  }
+  const uid = stringAt(reference, "uid") ?? "";
+  if (uid === "") refuse("node requested token with a pod binding without a uid");
+  const pod = lookup("pods", request.namespace, podName);
+  if (pod === undefined) throw notFound({ group: "", resource: "pods" }, podName);
+  if (uid !== stringAt(objectAt(pod, "metadata"), "uid")) {
+    refuse(`the UID in the bound object reference (${uid}) does not match the UID in record. The object might have been deleted and then recreated`);
+  }
+  if (nodeNameOfPod(pod) !== nodeName) refuse("node requested token bound to a pod scheduled on a different node");
 }
 
 function admitPod(nodeName: string, request: AdmissionRequest, nodes: (name: string) => JsonObject | undefined, refuse: (reason: string) => never): void {

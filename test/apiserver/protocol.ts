@@ -1,5 +1,7 @@
 // What main.ts and client.ts agree on: the readiness line the CLI prints and the admin endpoint's routes.
 import type { BearerToken, DenyRule } from "./auth.ts";
+import type { KeyPairFiles } from "./certs.ts";
+import type { AllowRule } from "./rbac.ts";
 import type { OutageMode } from "./server.ts";
 
 /** Printed as one JSON line on stdout once both ports listen. */
@@ -13,6 +15,8 @@ export interface ReadyLine {
   dir: string;
   nodeName: string;
   caCertPath: string;
+  /** The API server's client certificate for kubelets: CN=kube-apiserver-kubelet-client, O=system:masters. */
+  kubeletClient: KeyPairFiles;
   kubeconfigs: {
     /** CN=system:node:<nodeName>, O=system:nodes. */
     node: string;
@@ -39,7 +43,19 @@ export interface ServerState {
 }
 
 export type DenyRulesRequest = DenyRule[];
+export type AllowRulesRequest = AllowRule[];
 export type TokensRequest = BearerToken[];
+
+export interface AddressTypesRequest {
+  types: string[];
+}
+
+export interface CertificateApprovalRequest {
+  name: string;
+  decision: "Approved" | "Denied";
+  reason?: string;
+  message?: string;
+}
 
 /**
  * Admin routes (plain HTTP on 127.0.0.1). Besides these, every Kubernetes API path is served on the
@@ -57,4 +73,8 @@ export const adminRoutes = {
   tokens: "/admin/tokens",
   historyLimit: "/admin/history-limit",
   nodeAuthorization: "/admin/node-authorization",
+  allowRules: "/admin/allow-rules",
+  kubeletPreferredAddressTypes: "/admin/kubelet-preferred-address-types",
+  autoApproveKubeletServing: "/admin/auto-approve-kubelet-serving",
+  certificateApproval: "/admin/certificate-approval",
 } as const;

@@ -4,6 +4,12 @@
 import { randomBytes } from "node:crypto";
 import type { AdmissionPlugin } from "./admission.ts";
 import type { UserInfo } from "./auth.ts";
+import {
+  certificateRequestKind,
+  populateConditionTimestamps,
+  prepareCertificateRequestApproval,
+  prepareCertificateRequestCreate,
+} from "./certificate-requests.ts";
 import { cloneJson, isJsonObject, numberAt, objectAt, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import { MalformedPatchError, PatchNotApplicableError } from "./patch/errors.ts";
 import { applyJsonPatch } from "./patch/json-patch.ts";
@@ -193,6 +199,7 @@ export class Registry {
     const created = stamped(type, object);
     applyDefaults(type, created);
     prepareForCreate(type, created, this.now());
+    if (type.kind === certificateRequestKind) prepareCertificateRequestCreate(created, user);
     const name = stringAt(metadataOf(created), "name") ?? "";
     this.admit({ operation: "CREATE", type, subresource: "", namespace, name, user, object: created, oldObject: undefined });
     validateCreate(type, created);
@@ -330,16 +337,19 @@ export class Registry {
     let updated: JsonObject;
     if (subresource === "status") {
       updated = prepareForStatusUpdate(incoming, current);
+    } else if (subresource === "approval") {
+      updated = prepareCertificateRequestApproval(incoming, current);
     } else {
       updated = stamped(type, incoming);
       applyDefaults(type, updated);
       prepareForUpdate(type, updated, current);
     }
+    if (type.kind === certificateRequestKind && subresource !== "") populateConditionTimestamps(updated, current, this.now());
     updated = stamped(type, updated);
     metadataOf(updated)["resourceVersion"] = resourceVersionOf(current);
     const namespace = stringAt(objectAt(current, "metadata"), "namespace") ?? "";
     this.admit({ operation: "UPDATE", type, subresource, namespace, name, user, object: updated, oldObject: current });
-    validateUpdate(type, updated, current);
+    validateUpdate(type, updated, current, subresource);
     if (readyToRemove(updated)) {
       const metadata = objectAt(updated, "metadata");
       return this.remove(type, stringAt(metadata, "namespace") ?? "", name, updated).body;

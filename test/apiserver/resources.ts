@@ -1,7 +1,10 @@
 // The resource types this server knows, described the way discovery and request routing need them.
 import type { GroupResource } from "./status.ts";
 
-export type Subresource = "status" | "binding";
+export type Subresource = "status" | "binding" | "approval" | "token" | "log" | "exec" | "attach" | "portforward" | "proxy";
+
+/** Subresources that connect the client to a kubelet rather than read or write the object. */
+export const connectSubresources: ReadonlySet<string> = new Set(["log", "exec", "attach", "portforward", "proxy"]);
 
 export interface ResourceType extends GroupResource {
   version: string;
@@ -13,6 +16,10 @@ export interface ResourceType extends GroupResource {
   subresources: readonly Subresource[];
   /** Names are DNS-1123 labels (namespaces) rather than subdomains (everything else here). */
   nameIsLabel: boolean;
+  /** Any non-empty name is valid, as for CertificateSigningRequests. */
+  namesUnrestricted?: boolean;
+  /** The only verbs served, for create-only review types; all collection verbs when left out. */
+  verbs?: readonly string[];
   /**
    * Field selector labels beyond metadata.name (and metadata.namespace for namespaced types), each
    * mapped to the path it reads; the real server rejects any label not listed for the type.
@@ -23,8 +30,8 @@ export interface ResourceType extends GroupResource {
 const collectionVerbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"] as const;
 export const statusVerbs = ["get", "patch", "update"] as const;
 
-export function resourceVerbs(): readonly string[] {
-  return collectionVerbs;
+export function resourceVerbs(type?: ResourceType): readonly string[] {
+  return type?.verbs ?? collectionVerbs;
 }
 
 export const resourceTypes: readonly ResourceType[] = [
@@ -50,7 +57,7 @@ export const resourceTypes: readonly ResourceType[] = [
     singular: "node",
     namespaced: false,
     shortNames: ["no"],
-    subresources: ["status"],
+    subresources: ["status", "proxy"],
     nameIsLabel: false,
     fieldLabels: { "spec.unschedulable": ["spec", "unschedulable"] },
   },
@@ -63,7 +70,7 @@ export const resourceTypes: readonly ResourceType[] = [
     singular: "pod",
     namespaced: true,
     shortNames: ["po"],
-    subresources: ["status", "binding"],
+    subresources: ["status", "binding", "log", "exec", "attach", "portforward"],
     nameIsLabel: false,
     fieldLabels: {
       "spec.nodeName": ["spec", "nodeName"],
@@ -128,6 +135,45 @@ export const resourceTypes: readonly ResourceType[] = [
     fieldLabels: { type: ["type"] },
   },
   {
+    group: "",
+    version: "v1",
+    resource: "serviceaccounts",
+    kind: "ServiceAccount",
+    listKind: "ServiceAccountList",
+    singular: "serviceaccount",
+    namespaced: true,
+    shortNames: ["sa"],
+    subresources: ["token"],
+    nameIsLabel: false,
+    fieldLabels: {},
+  },
+  {
+    group: "",
+    version: "v1",
+    resource: "persistentvolumeclaims",
+    kind: "PersistentVolumeClaim",
+    listKind: "PersistentVolumeClaimList",
+    singular: "persistentvolumeclaim",
+    namespaced: true,
+    shortNames: ["pvc"],
+    subresources: ["status"],
+    nameIsLabel: false,
+    fieldLabels: {},
+  },
+  {
+    group: "",
+    version: "v1",
+    resource: "persistentvolumes",
+    kind: "PersistentVolume",
+    listKind: "PersistentVolumeList",
+    singular: "persistentvolume",
+    namespaced: false,
+    shortNames: ["pv"],
+    subresources: ["status"],
+    nameIsLabel: false,
+    fieldLabels: {},
+  },
+  {
     group: "coordination.k8s.io",
     version: "v1",
     resource: "leases",
@@ -138,6 +184,48 @@ export const resourceTypes: readonly ResourceType[] = [
     shortNames: [],
     subresources: [],
     nameIsLabel: false,
+    fieldLabels: {},
+  },
+  {
+    group: "certificates.k8s.io",
+    version: "v1",
+    resource: "certificatesigningrequests",
+    kind: "CertificateSigningRequest",
+    listKind: "CertificateSigningRequestList",
+    singular: "certificatesigningrequest",
+    namespaced: false,
+    shortNames: ["csr"],
+    subresources: ["approval", "status"],
+    nameIsLabel: false,
+    namesUnrestricted: true,
+    fieldLabels: { "spec.signerName": ["spec", "signerName"] },
+  },
+  {
+    group: "authentication.k8s.io",
+    version: "v1",
+    resource: "tokenreviews",
+    kind: "TokenReview",
+    listKind: "TokenReviewList",
+    singular: "tokenreview",
+    namespaced: false,
+    shortNames: [],
+    subresources: [],
+    nameIsLabel: false,
+    verbs: ["create"],
+    fieldLabels: {},
+  },
+  {
+    group: "authorization.k8s.io",
+    version: "v1",
+    resource: "subjectaccessreviews",
+    kind: "SubjectAccessReview",
+    listKind: "SubjectAccessReviewList",
+    singular: "subjectaccessreview",
+    namespaced: false,
+    shortNames: [],
+    subresources: [],
+    nameIsLabel: false,
+    verbs: ["create"],
     fieldLabels: {},
   },
 ];

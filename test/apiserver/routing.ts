@@ -1,5 +1,6 @@
 // Turns a request's method and path into what is being asked, following the apiserver's RequestInfo
 // rules (including `/namespaces/{name}` naming the namespace itself and the legacy `/watch/` prefix).
+import { connectSubresources } from "./resources.ts";
 import { parseFieldSelector } from "./selectors.ts";
 
 export interface ResourceRequest {
@@ -14,6 +15,8 @@ export interface ResourceRequest {
   name: string;
   /** The name authorization sees: the path's, or a list/watch's `metadata.name=` field selector's. */
   authorizedName: string;
+  /** What follows a `proxy` subresource (`/metrics` in `nodes/n1/proxy/metrics`), "" when nothing does. */
+  proxyPath: string;
 }
 
 export interface NonResourceRequest {
@@ -57,13 +60,16 @@ export function parseRequest(method: string, url: URL): RequestInfo {
     if (rest.length > 2 && !namespaceSubresources.has(rest[2] ?? "")) rest = rest.slice(2);
   }
   const [resource = "", name = "", subresource = "", ...extra] = rest;
-  if (resource === "" || extra.length > 0) return { kind: "nonResource", path: url.pathname };
+  if (resource === "" || (extra.length > 0 && subresource !== "proxy")) return { kind: "nonResource", path: url.pathname };
+  const proxyPath = subresource === "proxy" ? proxyPathOf(url.pathname, extra) : "";
 
   let verb: string;
   switch (method) {
     case "GET":
     case "HEAD":
-      if (legacyWatch || isWatchParameter(url.searchParams.get("watch"))) verb = "watch";
+      // Connect subresources (logs, exec, proxy) pass query parameters through, so `watch` is theirs.
+      if (connectSubresources.has(subresource) && name !== "") verb = "get";
+      else if (legacyWatch || isWatchParameter(url.searchParams.get("watch"))) verb = "watch";
       else verb = name === "" ? "list" : "get";
       break;
     case "POST":
@@ -81,7 +87,25 @@ export function parseRequest(method: string, url: URL): RequestInfo {
     default:
       verb = method.toLowerCase();
   }
-  return { kind: "resource", verb, group, version, resource, subresource, namespace, name, authorizedName: name || namedBySelector(verb, url) };
+  return {
+    kind: "resource",
+    verb,
+    group,
+    version,
+    resource,
+    subresource,
+    namespace,
+    name,
+    authorizedName: name || namedBySelector(verb, url),
+    proxyPath,
+  };
+}
+
+/** The path after `.../proxy`, keeping a trailing slash, since the proxied server may care about it. */
+function proxyPathOf(pathname: string, extra: readonly string[]): string {
+  if (extra.length === 0) return pathname.endsWith("/") ? "/" : "";
+  const joined = `/${extra.join("/")}`;
+  return pathname.endsWith("/") ? `${joined}/` : joined;
 }
 
 /**

@@ -2,15 +2,22 @@
 // seed and inspect objects, force history loss, and simulate outages. Runs under Node, whose TLS
 // server exposes client certificates (Bun's does not).
 import { createServer, type Server } from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { BearerToken, DenyRule, UserInfo } from "./auth.ts";
+import { authorizeRequest, type AuthorizationPolicy } from "./authorizer.ts";
+import { CertificateController, type ApprovalDecision } from "./certificate-controller.ts";
+import { certificateAdmission } from "./certificate-requests.ts";
 import { handleRequest, type HandlerContext, type RequestRecord } from "./handler.ts";
 import { cloneJson, objectAt, stringAt, type JsonObject } from "./json.ts";
+import { defaultPreferredAddressTypes } from "./kubelet-client.ts";
 import { nodeRestriction } from "./node-authorization.ts";
+import type { AllowRule } from "./rbac.ts";
 import { Registry } from "./registry.ts";
+import { bindingHolds, type IssuedToken } from "./token-request.ts";
 import { resourceTypeNamed, resourceTypes, type ResourceType } from "./resources.ts";
 import { ObjectStore, type ChangeType } from "./store.ts";
 import { ApiError, serviceUnavailable } from "./status.ts";
@@ -22,7 +29,15 @@ export interface TlsMaterial {
   caCert: string;
   serverCert: string;
   serverKey: string;
+  /** The CA's key: the CSR signer and service account tokens sign with it. Without it nothing is signed. */
+  caKey?: string;
+  /** The API server's client certificate and key for kubelets (--kubelet-client-certificate/-key). */
+  kubeletClientCert?: string;
+  kubeletClientKey?: string;
 }
+
+/** --service-account-issuer, which also becomes the default --api-audiences. */
+export const serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local";
 
 export interface TestApiServerOptions {
   tls: TlsMaterial;
@@ -44,6 +59,16 @@ export interface TestApiServerOptions {
    * Node authorizer and the NodeRestriction admission plugin. Off by default.
    */
   nodeAuthorization?: boolean;
+  /** What SubjectAccessReviews find granted, like RBAC bindings (the server's own requests ignore them). */
+  allowRules?: AllowRule[];
+  /** --kubelet-preferred-address-types; default Hostname, InternalDNS, InternalIP, ExternalDNS, ExternalIP. */
+  kubeletPreferredAddressTypes?: string[];
+  /** --kubelet-certificate-authority (PEM); without it kubelet serving certificates are not verified. */
+  kubeletCertificateAuthority?: string;
+  /** Approve kubelet-serving CSRs a node makes for itself, as kubelet-csr-approver would. Off by default. */
+  autoApproveKubeletServing?: boolean;
+  /** --api-audiences; default the service account issuer. */
+  apiAudiences?: string[];
 }
 
 /**
@@ -72,8 +97,13 @@ export class TestApiServer {
   private readonly host: string;
   private port: number;
   private tokens: BearerToken[];
+  private issuedTokens: IssuedToken[] = [];
   private denyRules: DenyRule[];
+  private allowRules: AllowRule[];
   private nodeAuthorization: boolean;
+  private preferredAddressTypes: string[];
+  private readonly apiAudiences: string[];
+  private readonly certificates: CertificateController;
   private outage: OutageMode | undefined;
   private listening = false;
   readonly context: HandlerContext;
@@ -83,21 +113,67 @@ export class TestApiServer {
     this.port = options.port ?? 0;
     this.tokens = [...(options.tokens ?? [])];
     this.denyRules = [...(options.denyRules ?? [])];
+    this.allowRules = [...(options.allowRules ?? [])];
     this.nodeAuthorization = options.nodeAuthorization ?? false;
+    this.preferredAddressTypes = [...(options.kubeletPreferredAddressTypes ?? defaultPreferredAddressTypes)];
+    this.apiAudiences = [...(options.apiAudiences ?? [serviceAccountIssuer])];
     this.store = new ObjectStore(options.historyLimit ?? 1000, options.initialRevision ?? 1000);
-    const admitNodeWrites = nodeRestriction((name) => this.getObject("nodes", "", name));
+    const lookup = (resource: string, namespace: string, name: string): JsonObject | undefined => this.getObject(resource, namespace, name);
+    const policy: AuthorizationPolicy = {
+      denyRules: () => this.denyRules,
+      allowRules: () => this.allowRules,
+      nodeAuthorization: () => this.nodeAuthorization,
+      graph: {
+        boundPods: (nodeName, namespace) =>
+          this.listObjects("pods", namespace).filter((pod) => stringAt(objectAt(pod, "spec"), "nodeName") === nodeName),
+        persistentVolume: (name) => this.getObject("persistentvolumes", "", name),
+      },
+    };
+    const admitNodeWrites = nodeRestriction(lookup);
+    const admitCertificates = certificateAdmission((user, attributes) => authorizeRequest(policy, user, attributes) === undefined);
     this.registry = new Registry(this.store, (request) => {
       if (this.nodeAuthorization) admitNodeWrites(request);
+      admitCertificates(request);
     });
     this.watches = new WatchHub(this.store);
+    const caKey = options.tls.caKey;
+    this.certificates = new CertificateController(
+      this.registry,
+      caKey === undefined ? undefined : { certificatePem: options.tls.caCert, privateKeyPem: caKey },
+      { autoApproveKubeletServing: options.autoApproveKubeletServing ?? false },
+    );
+    this.store.onChange((change) => this.certificates.observe(change));
     this.context = {
       registry: this.registry,
       watches: this.watches,
-      tokens: () => this.tokens,
-      denyRules: () => this.denyRules,
-      nodeAuthorization: () => this.nodeAuthorization,
-      boundPods: (nodeName, namespace) =>
-        this.listObjects("pods", namespace).filter((pod) => stringAt(objectAt(pod, "spec"), "nodeName") === nodeName),
+      tokens: () => [...this.tokens, ...this.validIssuedTokens()],
+      apiAudiences: () => this.apiAudiences,
+      policy,
+      connect: {
+        lookup,
+        kubelet: {
+          preferredAddressTypes: () => this.preferredAddressTypes,
+          clientCertificate: options.tls.kubeletClientCert ?? "",
+          clientKey: options.tls.kubeletClientKey ?? "",
+          certificateAuthority: options.kubeletCertificateAuthority,
+        },
+      },
+      tokenIssuer:
+        caKey === undefined
+          ? undefined
+          : {
+              lookup,
+              admit: (request) => {
+                if (this.nodeAuthorization) admitNodeWrites(request);
+              },
+              apiAudiences: () => this.apiAudiences,
+              issuer: serviceAccountIssuer,
+              signingKeyPem: caKey,
+              register: (token) => {
+                this.issuedTokens.push(token);
+              },
+              now: () => new Date(),
+            },
       defaultWatchTimeoutSeconds: options.defaultWatchTimeoutSeconds,
       serverAddress: () => `${this.host}:${this.port}`,
       record: (entry) => {
@@ -121,6 +197,7 @@ export class TestApiServer {
       },
       (request, response) => this.serve(request, response, undefined),
     );
+    this.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => this.serveUpgrade(request, socket, head, undefined));
     this.server.on("connection", (socket: Socket) => {
       if (this.outage === "reset") {
         socket.destroy();
@@ -166,6 +243,35 @@ export class TestApiServer {
       } else {
         response.destroy();
       }
+    });
+  }
+
+  /**
+   * Handles an HTTP upgrade request (exec, attach, port-forward, proxied websockets) on its raw
+   * connection; errors before the upgrade are answered as ordinary responses, then the connection closes.
+   */
+  serveUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, asUser: UserInfo | undefined): void {
+    // A client that resets the connection must not take the server down with an unheard 'error'.
+    socket.on("error", () => undefined);
+    const response = new ServerResponse(request);
+    response.assignSocket(socket as Socket);
+    response.shouldKeepAlive = false;
+    response.on("finish", () => {
+      response.detachSocket(socket as Socket);
+      socket.end();
+    });
+    const detach = (): void => {
+      if (response.socket !== null) response.detachSocket(socket as Socket);
+    };
+    if (asUser === undefined && this.outage === "unavailable") {
+      const error = serviceUnavailable();
+      response.writeHead(error.code, { "Content-Type": "application/json" });
+      response.end(JSON.stringify(error.status));
+      return;
+    }
+    handleRequest(this.context, request, response, asUser, { socket, head, detach }).catch((error: unknown) => {
+      process.stderr.write(`apiserver: internal error on upgrade ${request.method} ${request.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      socket.destroy();
     });
   }
 
@@ -234,6 +340,30 @@ export class TestApiServer {
 
   setTokens(tokens: BearerToken[]): void {
     this.tokens = [...tokens];
+  }
+
+  setAllowRules(rules: AllowRule[]): void {
+    this.allowRules = [...rules];
+  }
+
+  setKubeletPreferredAddressTypes(types: string[]): void {
+    this.preferredAddressTypes = [...types];
+  }
+
+  setAutoApproveKubeletServing(enabled: boolean): void {
+    this.certificates.setAutoApproveKubeletServing(enabled);
+  }
+
+  /** Approves or denies a CSR through /approval, as `kubectl certificate approve|deny` by a cluster admin. */
+  decideCertificateRequest(name: string, decision: ApprovalDecision, user: UserInfo, reason?: string, message?: string): JsonObject {
+    return this.certificates.decide(name, decision, user, reason, message);
+  }
+
+  /** Service account tokens whose bound object still exists; expiry is checked at authentication. */
+  private validIssuedTokens(): IssuedToken[] {
+    const lookup = (resource: string, namespace: string, name: string): JsonObject | undefined => this.getObject(resource, namespace, name);
+    this.issuedTokens = this.issuedTokens.filter((token) => token.expiresAt === undefined || token.expiresAt > Date.now());
+    return this.issuedTokens.filter((token) => bindingHolds(token.binding, lookup));
   }
 
   requests(): RequestRecord[] {

@@ -17,6 +17,7 @@ export class ApiError extends Error {
   readonly status: JsonObject;
   readonly code: number;
 
+  /** `reason` "" is StatusReasonUnknown, which Go leaves out of the Status. */
   constructor(code: number, reason: string, message: string, details?: JsonObject) {
     super(message);
     this.code = code;
@@ -26,11 +27,50 @@ export class ApiError extends Error {
       metadata: {},
       status: "Failure",
       message,
-      reason,
+      ...(reason === "" ? {} : { reason }),
       ...(details === undefined ? {} : { details }),
       code,
     };
   }
+}
+
+/**
+ * What the real server sends for an error that is not an API status (a dial failure, a node without
+ * addresses): 500 with the error's text and no reason.
+ */
+export function unknownError(message: string): ApiError {
+  return new ApiError(500, "", message);
+}
+
+/** errors.NewInternalError: 500 InternalError, the cause repeated in details. */
+export function internalError(message: string): ApiError {
+  return new ApiError(500, "InternalError", `Internal error occurred: ${message}`, { causes: [{ message }] });
+}
+
+/**
+ * errors.NewGenericServerResponse for a backend's error answer (no verb, as the pod log streamer
+ * passes none): e.g. `the server could not find the requested resource ( pods/log web)`.
+ */
+export function genericServerResponse(code: number, target: GroupResource, name: string, serverMessage: string): ApiError {
+  const byCode: Record<number, [string, string]> = {
+    400: ["BadRequest", "the server rejected our request for an unknown reason"],
+    401: ["Unauthorized", "the server has asked for the client to provide credentials"],
+    403: ["Forbidden", serverMessage],
+    404: ["NotFound", "the server could not find the requested resource"],
+    405: ["MethodNotAllowed", "the server does not allow this method on the requested resource"],
+    409: ["Conflict", "the server reported a conflict"],
+    415: ["UnsupportedMediaType", serverMessage],
+    422: ["Invalid", "the server rejected our request due to an error in our request"],
+    429: ["TooManyRequests", "the server has received too many requests and has asked us to try again later"],
+    503: ["ServiceUnavailable", "the server is currently unable to handle the request"],
+    504: ["Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request"],
+  };
+  const fallback: [string, string] =
+    code >= 500
+      ? ["InternalError", `an error on the server (${JSON.stringify(serverMessage)}) has prevented the request from succeeding`]
+      : ["", `the server responded with the status code ${code} but did not return more information`];
+  const [reason, message] = byCode[code] ?? fallback;
+  return new ApiError(code, reason, `${message} ( ${qualifiedResource(target)} ${name})`, resourceDetails(target, name));
 }
 
 function resourceDetails(target: GroupResource, name: string | undefined): JsonObject {

@@ -1,6 +1,7 @@
 // Per-type lifecycle rules of the real registry (its "strategies"): defaulting, what create and update
 // may set, what the status subresource may change, and how deletion proceeds.
 import { randomUUID } from "node:crypto";
+import { certificateRequestKind, prepareCertificateRequestUpdate } from "./certificate-requests.ts";
 import { arrayAt, isJsonObject, jsonEqual, numberAt, objectAt, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import type { ResourceType } from "./resources.ts";
 import { formatTime } from "./time.ts";
@@ -124,6 +125,7 @@ export function prepareForUpdate(type: ResourceType, updated: JsonObject, curren
   if (type.kind === "Namespace") {
     metadata["labels"] = { ...objectAt(metadata, "labels"), "kubernetes.io/metadata.name": stringAt(metadata, "name") ?? "" };
   }
+  if (type.kind === certificateRequestKind) prepareCertificateRequestUpdate(updated, current);
   const generation = numberAt(currentMetadata, "generation");
   if (generation !== undefined && !jsonEqual(updated["spec"], current["spec"])) metadata["generation"] = generation + 1;
 }

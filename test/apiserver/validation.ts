@@ -1,5 +1,6 @@
 // Field validation that the real server runs before storing an object (422 Invalid), plus the
 // decoding checks it runs while reading a body (400 BadRequest), for the types this server stores.
+import { certificateRequestBase64Fields, certificateRequestKind, certificateRequestProblems, certificateRequestUpdateProblems } from "./certificate-requests.ts";
 import { arrayAt, isJsonObject, jsonEqual, numberAt, objectAt, stringAt, type JsonObject, type JsonValue } from "./json.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import { labelKeyProblem, labelValueProblem } from "./selectors.ts";
@@ -110,6 +111,12 @@ export function checkDecodable(type: ResourceType, body: JsonObject): void {
     }
   }
   if (type.kind === "ConfigMap") requireStringMap(type, body, "data", "ConfigMap.data");
+  if (type.kind === certificateRequestKind) {
+    for (const encoded of certificateRequestBase64Fields(body)) {
+      if (typeof encoded !== "string") throw undecodable(type, `json: cannot unmarshal ${jsonKind(encoded)} into Go value of type []uint8`);
+      if (!isBase64(encoded)) throw undecodable(type, "illegal base64 data at input byte 0");
+    }
+  }
 }
 
 function isBase64(text: string): boolean {
@@ -121,7 +128,7 @@ function validateObjectMeta(type: ResourceType, metadata: JsonObject): FieldErro
   const name = stringAt(metadata, "name") ?? "";
   if (name === "") {
     problems.push(requiredValue("metadata.name", "name or generateName is required"));
-  } else {
+  } else if (type.namesUnrestricted !== true) {
     problems.push(...(type.nameIsLabel ? dnsLabelProblems("metadata.name", name) : dnsSubdomainProblems("metadata.name", name)));
   }
   if (type.namespaced && (stringAt(metadata, "namespace") ?? "") === "") problems.push(requiredValue("metadata.namespace"));
@@ -250,6 +257,8 @@ function kindProblems(type: ResourceType, object: JsonObject): FieldError[] {
       return validateConfigKeys(object, ["data", "binaryData"]);
     case "Secret":
       return validateConfigKeys(object, ["data"]);
+    case certificateRequestKind:
+      return certificateRequestProblems(object);
     default:
       return [];
   }
@@ -265,9 +274,10 @@ export function validateCreate(type: ResourceType, object: JsonObject): void {
   if (problems.length > 0) throw invalid(type.group, type.kind, nameForMessage(object), problems);
 }
 
-/** Throws 422 Invalid if `updated` may not replace `current`. */
-export function validateUpdate(type: ResourceType, updated: JsonObject, current: JsonObject): void {
-  const problems = [...validateObjectMeta(type, objectAt(updated, "metadata") ?? {}), ...kindProblems(type, updated)];
+/** Throws 422 Invalid if `updated` may not replace `current` through `subresource` ("" for the object itself). */
+export function validateUpdate(type: ResourceType, updated: JsonObject, current: JsonObject, subresource = ""): void {
+  const kindRules = type.kind === certificateRequestKind ? certificateRequestUpdateProblems(updated, current, subresource) : kindProblems(type, updated);
+  const problems = [...validateObjectMeta(type, objectAt(updated, "metadata") ?? {}), ...kindRules];
   const currentUid = stringAt(objectAt(current, "metadata"), "uid");
   const updatedUid = stringAt(objectAt(updated, "metadata"), "uid");
   if (updatedUid !== currentUid) problems.push(invalidValue("metadata.uid", updatedUid ?? "", "field is immutable"));

@@ -1,0 +1,225 @@
+// The cluster CA's signer, as kube-controller-manager's csrsigning controller runs it for the
+// kubernetes.io/kubelet-serving and kubernetes.io/kube-apiserver-client-kubelet signers: it checks a
+// request against the signer's rules, then issues an X.509 certificate carrying the request's subject,
+// public key and alternative names, with key usages from spec.usages and a lifetime from
+// spec.expirationSeconds (capped at the signing duration, one year by default).
+import { createPrivateKey, randomBytes, sign, type KeyObject } from "node:crypto";
+import {
+  childrenOf,
+  decodeOid,
+  decodeTime,
+  encode,
+  encodeBitString,
+  encodeBoolean,
+  encodeOctetString,
+  encodeOid,
+  encodeTime,
+  encodeUnsignedInteger,
+  expectTag,
+  explicit,
+  readSingle,
+  sequence,
+  tags,
+} from "./der.ts";
+import { firstPemBlock, type CertificateRequest } from "./pkcs10.ts";
+
+export const kubeletServingSigner = "kubernetes.io/kubelet-serving";
+export const kubeletClientSigner = "kubernetes.io/kube-apiserver-client-kubelet";
+
+/** The signers this server runs; requests for any other signerName stay unsigned, as without a signer. */
+export const builtInSigners: ReadonlySet<string> = new Set([kubeletServingSigner, kubeletClientSigner]);
+
+// kube-controller-manager's --cluster-signing-duration default.
+const signingDurationSeconds = 365 * 24 * 60 * 60;
+// The signing policy backdates NotBefore for clock skew, and NotAfter too unless the certificate is short-lived.
+const backdateSeconds = 5 * 60;
+const shortLivedSeconds = 8 * 60 * 60;
+
+const keyUsageBits: Readonly<Record<string, number>> = {
+  signing: 0,
+  "digital signature": 0,
+  "content commitment": 1,
+  "key encipherment": 2,
+  "data encipherment": 3,
+  "key agreement": 4,
+  "cert sign": 5,
+  "crl sign": 6,
+  "encipher only": 7,
+  "decipher only": 8,
+};
+
+const extendedKeyUsageOids: Readonly<Record<string, string>> = {
+  any: "2.5.29.37.0",
+  "server auth": "1.3.6.1.5.5.7.3.1",
+  "client auth": "1.3.6.1.5.5.7.3.2",
+  "code signing": "1.3.6.1.5.5.7.3.3",
+  "email protection": "1.3.6.1.5.5.7.3.4",
+  "s/mime": "1.3.6.1.5.5.7.3.4",
+  "ipsec end system": "1.3.6.1.5.5.7.3.5",
+  "ipsec tunnel": "1.3.6.1.5.5.7.3.6",
+  "ipsec user": "1.3.6.1.5.5.7.3.7",
+  timestamping: "1.3.6.1.5.5.7.3.8",
+  "ocsp signing": "1.3.6.1.5.5.7.3.9",
+  "microsoft sgc": "1.3.6.1.4.1.311.10.3.3",
+  "netscape sgc": "2.16.840.1.113730.4.1",
+};
+
+function sameSet(left: readonly string[], right: readonly string[]): boolean {
+  const leftSet = new Set(left);
+  const rightSet = new Set(right);
+  return leftSet.size === rightSet.size && [...leftSet].every((item) => rightSet.has(item));
+}
+
+/** Go's %v of a sorted string slice: `[a b c]`. */
+function goList(items: readonly string[]): string {
+  return `[${[...items].sort().join(" ")}]`;
+}
+
+const servingUsages = ["digital signature", "key encipherment", "server auth"];
+const servingUsagesWithoutRsa = ["digital signature", "server auth"];
+const clientUsages = ["digital signature", "key encipherment", "client auth"];
+const clientUsagesWithoutRsa = ["digital signature", "client auth"];
+
+/** Why the signer refuses a request (ValidateKubeletServingCSR / ValidateKubeletClientCSR), or undefined. */
+export function signerValidationProblem(signerName: string, request: CertificateRequest, usages: readonly string[]): string | undefined {
+  const fromNodes = request.organizations.length === 1 && request.organizations[0] === "system:nodes";
+  if (signerName === kubeletServingSigner) {
+    if (!fromNodes) return "subject organization is not system:nodes";
+    if (request.dnsNames.length === 0 && request.ipAddresses.length === 0) return "DNS or IP subjectAltName is required";
+    if (request.emailAddresses.length > 0) return "Email subjectAltNames are not allowed";
+    if (request.uris.length > 0) return "URI subjectAltNames are not allowed";
+    if (!sameSet(usages, servingUsages) && !sameSet(usages, servingUsagesWithoutRsa)) return `usages did not match ${goList(servingUsages)}`;
+    if (!request.commonName.startsWith("system:node:")) return "subject common name does not begin with system:node:";
+    return undefined;
+  }
+  if (signerName === kubeletClientSigner) {
+    if (!fromNodes) return "subject organization is not system:nodes";
+    if (request.dnsNames.length > 0) return "DNS subjectAltNames are not allowed";
+    if (request.emailAddresses.length > 0) return "Email subjectAltNames are not allowed";
+    if (request.ipAddresses.length > 0) return "IP subjectAltNames are not allowed";
+    if (request.uris.length > 0) return "URI subjectAltNames are not allowed";
+    if (!request.commonName.startsWith("system:node:")) return "subject common name does not begin with system:node:";
+    if (!sameSet(usages, clientUsages) && !sameSet(usages, clientUsagesWithoutRsa)) return `usages did not match ${goList(clientUsages)}`;
+    return undefined;
+  }
+  return `unrecognized signerName ${signerName}`;
+}
+
+interface LoadedAuthority {
+  key: KeyObject;
+  subjectDer: Buffer;
+  subjectKeyIdentifier: Buffer | undefined;
+  notAfter: Date;
+}
+
+function loadAuthority(certificatePem: string, privateKeyPem: string): LoadedAuthority {
+  const block = firstPemBlock(certificatePem);
+  if (block === undefined || block.type !== "CERTIFICATE") throw new Error("the CA certificate is not a PEM CERTIFICATE");
+  const [tbs] = childrenOf(expectTag(readSingle(block.der), tags.sequence, "Certificate"));
+  const fields = childrenOf(expectTag(tbs, tags.sequence, "TBSCertificate"));
+  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const validity = childrenOf(expectTag(fields[offset + 3], tags.sequence, "Validity"));
+  const subject = expectTag(fields[offset + 4], tags.sequence, "Name");
+  let subjectKeyIdentifier: Buffer | undefined;
+  const extensionsField = fields.find((field) => field.tag === 0xa3);
+  for (const extension of extensionsField === undefined ? [] : childrenOf(childrenOf(extensionsField)[0] ?? extensionsField)) {
+    const parts = childrenOf(extension);
+    if (decodeOid(parts[0]?.content ?? Buffer.alloc(0)) !== "2.5.29.14") continue;
+    const value = parts[parts.length - 1];
+    if (value !== undefined) subjectKeyIdentifier = Buffer.from(readSingle(value.content).content);
+  }
+  const notAfterElement = validity[1];
+  if (notAfterElement === undefined) throw new Error("the CA certificate has no validity end");
+  return { key: createPrivateKey(privateKeyPem), subjectDer: Buffer.from(subject.raw), subjectKeyIdentifier, notAfter: decodeTime(notAfterElement) };
+}
+
+/** The signature algorithm Go's x509 picks for a key: SHA-256 (P-256, RSA), SHA-384 (P-384), SHA-512 (P-521), or Ed25519. */
+function signatureAlgorithm(key: KeyObject): { identifier: Buffer; hash: string | null } {
+  if (key.asymmetricKeyType === "ec") {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (curve === "secp384r1") return { identifier: sequence(encodeOid("1.2.840.10045.4.3.3")), hash: "sha384" };
+    if (curve === "secp521r1") return { identifier: sequence(encodeOid("1.2.840.10045.4.3.4")), hash: "sha512" };
+    return { identifier: sequence(encodeOid("1.2.840.10045.4.3.2")), hash: "sha256" };
+  }
+  if (key.asymmetricKeyType === "rsa") return { identifier: sequence(encodeOid("1.2.840.113549.1.1.11"), encode(tags.null)), hash: "sha256" };
+  if (key.asymmetricKeyType === "ed25519") return { identifier: sequence(encodeOid("1.3.101.112")), hash: null };
+  throw new Error(`unsupported CA key type ${String(key.asymmetricKeyType)}`);
+}
+
+function extension(oid: string, critical: boolean, value: Buffer): Buffer {
+  return sequence(encodeOid(oid), ...(critical ? [encodeBoolean(true)] : []), encodeOctetString(value));
+}
+
+function keyUsageExtension(usages: readonly string[]): Buffer | undefined {
+  const bits = usages.map((usage) => keyUsageBits[usage]).filter((bit): bit is number => bit !== undefined);
+  if (bits.length === 0) return undefined;
+  const highest = Math.max(...bits);
+  const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
+  for (const bit of bits) bytes[Math.floor(bit / 8)] = (bytes[Math.floor(bit / 8)] ?? 0) | (0x80 >> bit % 8);
+  return extension("2.5.29.15", true, encodeBitString(bytes, bytes.length * 8 - (highest + 1)));
+}
+
+function alternativeNames(request: CertificateRequest): Buffer | undefined {
+  const names: Buffer[] = [
+    ...request.dnsNames.map((name) => encode(0x82, Buffer.from(name, "ascii"))),
+    ...request.emailAddresses.map((address) => encode(0x81, Buffer.from(address, "ascii"))),
+    ...request.ipAddresses.map((address) => encode(0x87, ipBytes(address))),
+    ...request.uris.map((uri) => encode(0x86, Buffer.from(uri, "ascii"))),
+  ];
+  return names.length === 0 ? undefined : extension("2.5.29.17", false, sequence(...names));
+}
+
+function ipBytes(address: string): Buffer {
+  if (!address.includes(":")) return Buffer.from(address.split(".").map(Number));
+  const [head = "", tail] = address.split("::");
+  const groups = (text: string): number[] => (text === "" ? [] : text.split(":").map((group) => Number.parseInt(group, 16)));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const bytes = Buffer.alloc(16);
+  all.forEach((group, index) => bytes.writeUInt16BE(group, index * 2));
+  return bytes;
+}
+
+export interface SigningRequest {
+  request: CertificateRequest;
+  usages: readonly string[];
+  expirationSeconds: number | undefined;
+}
+
+/** Issues a certificate for `signing` from the CA, returning it as PEM. */
+export function issueCertificate(caCertificatePem: string, caPrivateKeyPem: string, signing: SigningRequest, now: Date = new Date()): string {
+  const authority = loadAuthority(caCertificatePem, caPrivateKeyPem);
+  const { identifier, hash } = signatureAlgorithm(authority.key);
+  const ttl = Math.min(signing.expirationSeconds ?? signingDurationSeconds, signingDurationSeconds);
+  const notBefore = new Date(now.getTime() - backdateSeconds * 1000);
+  let notAfter = new Date(now.getTime() + (ttl < shortLivedSeconds ? ttl : ttl - backdateSeconds) * 1000);
+  if (notAfter.getTime() >= authority.notAfter.getTime()) notAfter = authority.notAfter;
+  if (now.getTime() >= authority.notAfter.getTime()) throw new Error(`refusing to sign a certificate that expired in the past: NotAfter=${authority.notAfter.toISOString()}`);
+
+  const serial = randomBytes(8);
+  serial[0] = (serial[0] ?? 0) & 0x7f;
+  const extendedUsages = signing.usages.map((usage) => extendedKeyUsageOids[usage]).filter((oid): oid is string => oid !== undefined);
+  const extensions = [
+    keyUsageExtension(signing.usages),
+    extendedUsages.length === 0 ? undefined : extension("2.5.29.37", false, sequence(...extendedUsages.map(encodeOid))),
+    extension("2.5.29.19", true, sequence()),
+    authority.subjectKeyIdentifier === undefined ? undefined : extension("2.5.29.35", false, sequence(encode(0x80, authority.subjectKeyIdentifier))),
+    alternativeNames(signing.request),
+  ].filter((item): item is Buffer => item !== undefined);
+
+  const tbs = sequence(
+    explicit(0, encodeUnsignedInteger(Buffer.from([2]))),
+    encodeUnsignedInteger(serial),
+    identifier,
+    authority.subjectDer,
+    sequence(encodeTime(notBefore), encodeTime(notAfter)),
+    signing.request.subjectDer,
+    signing.request.publicKeyInfoDer,
+    explicit(3, sequence(...extensions)),
+  );
+  const signature = sign(hash, tbs, authority.key);
+  const certificate = sequence(tbs, identifier, encodeBitString(signature));
+  const lines = certificate.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
+}
