@@ -208,6 +208,21 @@ describe.skipIf(!runnable)("kubectl through the API server to vks' kubelet API",
     });
   }
 
+  test("a client that vanishes mid-exec leaves no process of the exec behind", async () => {
+    const marker = `${Date.now() % 100000}`;
+    const child = Bun.spawn([KUBECTL, "--kubeconfig", cluster.adminKubeconfigPath, "exec", "talker", "--", "/bin/sh", "-c", `sleep 1${marker} & sleep 2${marker}`], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    const sleepers = async () => (await Bun.$`pgrep -f ${`^sleep [12]${marker}$`}`.nothrow().quiet()).stdout.toString().trim().split("\n").filter((line) => line !== "");
+    await eventually("both sleeps started", async () => (await sleepers()).length === 2);
+    child.kill("SIGKILL");
+    await child.exited;
+    await eventually("the exec's processes gone", async () => (await sleepers()).length === 0);
+    const talker = await cluster.admin.get("pods", "talker", "default");
+    expect(at(talker, "status", "containerStatuses", 0, "state", "running")).toBeDefined();
+  });
+
   test("kubectl attach follows the container's output", async () => {
     const child = Bun.spawn([KUBECTL, "--kubeconfig", cluster.adminKubeconfigPath, "attach", "ticker"], { stdout: "pipe", stderr: "pipe" });
     const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
