@@ -32,6 +32,9 @@ bun bench/units-ls.ts || status=1
 echo
 echo "== serve (bench/serve.ts: 100 pods through the API, status latency, RSS)"
 bun bench/serve.ts || status=1
+echo
+echo "== kubelet API (bench/kubelet.ts: kubectl exec/logs through the API server, exec throughput, RSS with streams)"
+bun bench/kubelet.ts || status=1
 
 echo
 echo "== summary ($(nproc) cores, $(systemctl --version | head -1), bun $(bun --version))"
