@@ -42,20 +42,37 @@ export interface KubeletApiDependencies {
   onError: (message: string) => void;
 }
 
-/** --client-ca-file, else the CA the kubeconfig trusts for the API server (the cluster CA signs client certificates). */
-function clientCaPem(settings: KubeletApiSettings, kubeConfig: KubeConfig): string | undefined {
+/** Where the client CA came from, for the start-up line. */
+export interface ClientCa {
+  pem: string;
+  source: string;
+}
+
+/**
+ * --client-ca-file; else the cluster's client CA as the API server publishes it for delegated
+ * authentication (kube-system/extension-apiserver-authentication, readable with admin credentials; k3s
+ * signs client certificates with a CA of their own); else the CA the kubeconfig trusts, which is the
+ * client CA too where one CA signs everything (kubeadm).
+ */
+async function findClientCa(settings: KubeletApiSettings, kubeConfig: KubeConfig, client: KubeClient): Promise<ClientCa | undefined> {
   if (settings.clientCaFile !== undefined) {
     try {
-      return readFileSync(settings.clientCaFile, "utf8");
+      return { pem: readFileSync(settings.clientCaFile, "utf8"), source: settings.clientCaFile };
     } catch (err) {
       throw new VksError(`--client-ca-file ${settings.clientCaFile}: ${errorMessage(err)}`, { exitCode: ExitCode.usage, hint: "pass a readable PEM bundle of the CA that signs client certificates" });
     }
   }
+  try {
+    const published = (await client.getConfigMap("kube-system", "extension-apiserver-authentication")).data?.["client-ca-file"];
+    if (published !== undefined && published.includes("BEGIN CERTIFICATE")) return { pem: published, source: "kube-system/extension-apiserver-authentication" };
+  } catch {
+    // A node's own credentials may not read it (the Node authorizer); the kubeconfig's CA is next.
+  }
   const cluster = kubeConfig.getCurrentCluster();
-  if (cluster?.caData) return Buffer.from(cluster.caData, "base64").toString("utf8");
+  if (cluster?.caData) return { pem: Buffer.from(cluster.caData, "base64").toString("utf8"), source: "the kubeconfig's cluster CA" };
   if (cluster?.caFile) {
     try {
-      return readFileSync(cluster.caFile, "utf8");
+      return { pem: readFileSync(cluster.caFile, "utf8"), source: cluster.caFile };
     } catch {
       return undefined;
     }
@@ -65,7 +82,7 @@ function clientCaPem(settings: KubeletApiSettings, kubeConfig: KubeConfig): stri
 
 export async function startKubeletApi(dependencies: KubeletApiDependencies, signal: AbortSignal): Promise<KubeletApi> {
   const { settings, nodeName, addresses } = dependencies;
-  const clientCa = clientCaPem(settings, dependencies.kubeConfig);
+  const clientCa = await findClientCa(settings, dependencies.kubeConfig, dependencies.client);
   if (clientCa === undefined) {
     dependencies.onError("kubelet API: no client CA (the kubeconfig names none and --client-ca-file is not set): only bearer tokens can authenticate");
   }
@@ -96,8 +113,15 @@ export async function startKubeletApi(dependencies: KubeletApiDependencies, sign
     port: settings.port,
     nodeName,
     certificate,
-    clientCaPem: clientCa,
-    auth: new KubeletAuth(new ApiServerReviews(dependencies.client), { anonymous: settings.anonymousAuth }),
+    clientCaPem: clientCa?.pem,
+    auth: new KubeletAuth(new ApiServerReviews(dependencies.client), {
+      anonymous: settings.anonymousAuth,
+      onUntrustedCertificate: (subject, reason) =>
+        dependencies.onError(
+          `kubelet API: a client certificate (${subject}) was not accepted: ${reason}; client certificates are checked against ${clientCa?.source ?? "no CA"}` +
+            " (pass --client-ca-file with the CA that signs the API server's kubelet client certificate, e.g. k3s' server/tls/client-ca.crt)",
+        ),
+    }),
     runtime: dependencies.runtime,
     readings,
     onRequest: (pathClass, status) => readings.countRequest(pathClass, status),

@@ -44,6 +44,11 @@ export interface AuthSettings {
   accessAllowedTtlMs?: number;
   accessDeniedTtlMs?: number;
   now?: () => number;
+  /**
+   * Told (once per subject) about a client certificate that did not verify against the client CA: the
+   * usual cause of `kubectl logs` getting 401 is an API server whose kubelet client CA vks does not know.
+   */
+  onUntrustedCertificate?: (subject: string, reason: string) => void;
 }
 
 const TOKEN_VALID_TTL_MS = 2 * 60_000;
@@ -90,14 +95,25 @@ export class AccessDenied extends Error {
 
 const ANONYMOUS: KubeletUser = { name: "system:anonymous", groups: ["system:unauthenticated"] };
 
+const asList = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
 /** The user a verified client certificate names: CN is the user, each O a group, as kube-apiserver reads them. */
 function certificateUser(socket: TLSSocket): KubeletUser | undefined {
   if (!socket.authorized || typeof socket.getPeerCertificate !== "function") return undefined;
   const certificate = socket.getPeerCertificate();
-  const asList = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
   const name = asList(certificate.subject?.CN)[0];
   if (name === undefined || name === "") return undefined;
   return { name, groups: [...asList(certificate.subject?.O), "system:authenticated"] };
+}
+
+/** A client certificate that was presented but did not verify: its subject and why, else undefined. */
+function untrustedCertificate(socket: TLSSocket): { subject: string; reason: string } | undefined {
+  if (socket.authorized || typeof socket.getPeerCertificate !== "function") return undefined;
+  const certificate = socket.getPeerCertificate();
+  const commonName = asList(certificate?.subject?.CN)[0];
+  if (commonName === undefined) return undefined;
+  const reason = socket.authorizationError;
+  return { subject: `CN=${commonName}`, reason: reason === undefined || reason === null ? "not verified" : String(reason) };
 }
 
 function bearerToken(request: IncomingMessage): string | undefined {
@@ -110,6 +126,7 @@ export class KubeletAuth {
   private readonly tokens: TtlCache<TokenVerdict>;
   private readonly access: TtlCache<AccessVerdict>;
   private readonly now: () => number;
+  private readonly reportedCertificates = new Set<string>();
 
   constructor(
     private readonly reviews: ReviewClient,
@@ -122,8 +139,15 @@ export class KubeletAuth {
 
   /** The request's user, or AccessDenied(401). A certificate wins over a token, as in the kubelet's union authenticator. */
   async authenticate(request: IncomingMessage): Promise<KubeletUser> {
-    const fromCertificate = certificateUser(request.socket as TLSSocket);
+    const socket = request.socket as TLSSocket;
+    const fromCertificate = certificateUser(socket);
     if (fromCertificate !== undefined) return fromCertificate;
+    const untrusted = untrustedCertificate(socket);
+    // A few subjects are enough to point at the cause; a client making up subjects must not grow the set.
+    if (untrusted !== undefined && !this.reportedCertificates.has(untrusted.subject) && this.reportedCertificates.size < 16) {
+      this.reportedCertificates.add(untrusted.subject);
+      this.settings.onUntrustedCertificate?.(untrusted.subject, untrusted.reason);
+    }
     const token = bearerToken(request);
     if (token !== undefined) {
       // A token that does not authenticate is refused even where anonymous access is on, as kube-apiserver does.

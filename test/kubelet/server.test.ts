@@ -57,12 +57,14 @@ let base: string;
 let clientCert: string;
 let clientKey: string;
 let caCert: string;
+const untrusted: string[] = [];
 
 beforeAll(async () => {
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=test-ca", "-days", "2");
   openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=carol/O=ops/O=admins");
   openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.crt", "-days", "2");
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "stranger.key", "-out", "stranger.crt", "-subj", "/CN=kube-apiserver-kubelet-client/O=system:masters", "-days", "2");
   caCert = readFileSync(join(dir, "ca.crt"), "utf8");
   clientCert = readFileSync(join(dir, "client.crt"), "utf8");
   clientKey = readFileSync(join(dir, "client.key"), "utf8");
@@ -76,7 +78,7 @@ beforeAll(async () => {
     nodeName: "n1",
     certificate: { current: () => pair, onRotated: () => {} },
     clientCaPem: caCert,
-    auth: new KubeletAuth(reviews, { anonymous: false, now: () => now }),
+    auth: new KubeletAuth(reviews, { anonymous: false, now: () => now, onUntrustedCertificate: (subject, reason) => untrusted.push(`${subject}: ${reason}`) }),
     runtime,
     readings: { statsSummary: async () => ({ node: { nodeName: "n1" }, pods: [] }), resourceMetrics: async () => "", metrics: async () => "" },
   });
@@ -125,6 +127,14 @@ describe("authentication", () => {
     expect(denied.status).toBe(403);
     expect(await denied.text()).toContain("user=carol, verb=get, resource=nodes, subresource=proxy");
   });
+});
+
+test("a certificate from another CA is not a user: 401, and the cause is reported once", async () => {
+  const stranger = { rejectUnauthorized: false, cert: readFileSync(join(dir, "stranger.crt"), "utf8"), key: readFileSync(join(dir, "stranger.key"), "utf8") };
+  expect((await fetch(`${base}/pods`, { tls: stranger })).status).toBe(401);
+  expect((await fetch(`${base}/pods`, { tls: stranger, keepalive: false })).status).toBe(401);
+  expect(untrusted).toHaveLength(1);
+  expect(untrusted[0]).toStartWith("CN=kube-apiserver-kubelet-client: ");
 });
 
 describe("authorization", () => {
