@@ -4,10 +4,10 @@
 //    side closes; a refusal (>= 400) is echoed to the client as is;
 //  - plain proxying (nodes/proxy): a reverse proxy that drops hop-by-hop headers and streams the body;
 //  - log streaming (pods/log): a GET whose body becomes the response, flushed as it arrives.
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { connect as netConnect } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { createGunzip } from "node:zlib";
 import { describeNetworkError, joinHostPort } from "./kubelet-client.ts";
@@ -259,14 +259,54 @@ function sendRequest(target: BackendTarget, options: { method: string; path: str
   return target.tls === undefined ? httpRequest(common) : httpsRequest({ ...common, ...target.tls });
 }
 
-function filteredResponseHeaders(response: IncomingMessage): OutgoingHttpHeaders {
-  const connectionListed = new Set((response.headers.connection ?? "").split(",").map((token) => token.trim().toLowerCase()));
+/** A message's headers minus the hop-by-hop ones (fixed and Connection-listed) and `alsoDropped`. */
+function endToEndHeaders(message: IncomingMessage, alsoDropped: ReadonlySet<string>): OutgoingHttpHeaders {
+  const connectionListed = new Set((message.headers.connection ?? "").split(",").map((token) => token.trim().toLowerCase()));
   const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value === undefined || hopByHopHeaders.has(name) || corsHeaders.has(name) || connectionListed.has(name)) continue;
+  for (const [name, value] of Object.entries(message.headers)) {
+    if (value === undefined || hopByHopHeaders.has(name) || connectionListed.has(name) || alsoDropped.has(name)) continue;
     headers[name] = value;
   }
   return headers;
+}
+
+/** Hands the backend's answer to the client: writes the head, flushes it, then streams `body` through. */
+type RelayBody = (statusCode: number, headers: OutgoingHttpHeaders, body: Readable) => void;
+
+/**
+ * The response side both proxy paths share. `answer` looks at the backend's response and either relays a
+ * body or refuses with the API error the client should get; a request that fails before any answer rejects
+ * with `unreachable(error)`. Once the client has headers, a failure can only cut the body short, so the
+ * client's response is destroyed (the real proxy aborts the stream) and the promise still resolves.
+ */
+function relayBackendResponse(
+  outgoing: ClientRequest,
+  response: ServerResponse,
+  answer: (incoming: IncomingMessage, relay: RelayBody, refuse: (error: ApiError) => void) => void,
+  unreachable: (error: Error) => ApiError,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const relay: RelayBody = (statusCode, headers, body) => {
+      response.writeHead(statusCode, headers);
+      response.flushHeaders();
+      body.pipe(response);
+      body.once("end", () => resolve());
+      body.once("error", () => {
+        response.destroy();
+        resolve();
+      });
+    };
+    outgoing.on("response", (incoming) => answer(incoming, relay, reject));
+    outgoing.once("error", (error) => {
+      if (response.headersSent) {
+        response.destroy();
+        resolve();
+        return;
+      }
+      reject(unreachable(error));
+    });
+    response.once("close", () => outgoing.destroy());
+  });
 }
 
 export interface HttpProxyOptions {
@@ -295,41 +335,25 @@ function rewriteLocation(location: string, target: BackendTarget, requestHost: s
  * 503 `error trying to reach service: ...`, as the proxy transport reports it.
  */
 export function proxyHttp(target: BackendTarget, pathWithQuery: string, request: IncomingMessage, response: ServerResponse, options: HttpProxyOptions): Promise<void> {
-  const connectionListed = new Set((request.headers.connection ?? "").split(",").map((token) => token.trim().toLowerCase()));
-  const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || hopByHopHeaders.has(name) || connectionListed.has(name) || name === "authorization") continue;
-    headers[name] = value;
-  }
+  // The client's credentials are for the API server; the backend gets the API server's own.
+  const headers = endToEndHeaders(request, new Set(["authorization"]));
   const clientAddress = forwardedFor(request);
   if (clientAddress !== undefined) headers["x-forwarded-for"] = clientAddress;
   headers["x-forwarded-uri"] = `${options.pathPrepend}${pathWithQuery.split("?")[0] ?? ""}`.replace(/\/+/g, "/");
-  return new Promise((resolve, reject) => {
-    const outgoing = sendRequest(target, { method: request.method ?? "GET", path: pathWithQuery, headers });
-    outgoing.on("response", (incoming) => {
-      const responseHeaders = filteredResponseHeaders(incoming);
+  const outgoing = sendRequest(target, { method: request.method ?? "GET", path: pathWithQuery, headers });
+  const relayed = relayBackendResponse(
+    outgoing,
+    response,
+    (incoming, relay) => {
+      const responseHeaders = endToEndHeaders(incoming, corsHeaders);
       const location = incoming.headers.location;
       if (location !== undefined) responseHeaders["location"] = rewriteLocation(location, target, request.headers.host ?? "", options.pathPrepend);
-      response.writeHead(incoming.statusCode ?? 502, responseHeaders);
-      response.flushHeaders();
-      incoming.pipe(response);
-      incoming.once("end", () => resolve());
-      incoming.once("error", () => {
-        response.destroy();
-        resolve();
-      });
-    });
-    outgoing.once("error", (error) => {
-      if (response.headersSent) {
-        response.destroy();
-        resolve();
-        return;
-      }
-      reject(new ApiError(503, "ServiceUnavailable", `error trying to reach service: ${describeNetworkError(error, target.host, target.port)}`));
-    });
-    response.once("close", () => outgoing.destroy());
-    request.pipe(outgoing);
-  });
+      relay(incoming.statusCode ?? 502, responseHeaders, incoming);
+    },
+    (error) => new ApiError(503, "ServiceUnavailable", `error trying to reach service: ${describeNetworkError(error, target.host, target.port)}`),
+  );
+  request.pipe(outgoing);
+  return relayed;
 }
 
 /** GenericHttpResponseChecker: a non-2xx answer from the backend, as the API error the client gets. */
@@ -345,13 +369,15 @@ function checkedError(statusCode: number, body: string, target: GroupResource, n
  */
 export function streamFromBackend(target: BackendTarget, pathWithQuery: string, response: ServerResponse, subject: { resource: GroupResource; name: string }): Promise<void> {
   const url = `https://${joinHostPort(target.host, target.port)}${pathWithQuery}`;
-  return new Promise((resolve, reject) => {
-    const outgoing = sendRequest(target, {
-      method: "GET",
-      path: pathWithQuery,
-      headers: { host: joinHostPort(target.host, target.port), "user-agent": "Go-http-client/1.1", "accept-encoding": "gzip" },
-    });
-    outgoing.on("response", (incoming) => {
+  const outgoing = sendRequest(target, {
+    method: "GET",
+    path: pathWithQuery,
+    headers: { host: joinHostPort(target.host, target.port), "user-agent": "Go-http-client/1.1", "accept-encoding": "gzip" },
+  });
+  const relayed = relayBackendResponse(
+    outgoing,
+    response,
+    (incoming, relay, refuse) => {
       const statusCode = incoming.statusCode ?? 500;
       if (statusCode < 200 || statusCode > 206) {
         const chunks: Buffer[] = [];
@@ -360,29 +386,15 @@ export function streamFromBackend(target: BackendTarget, pathWithQuery: string, 
           if (size < maxErrorBodyBytes) chunks.push(chunk.subarray(0, maxErrorBodyBytes - size));
           size += chunk.length;
         });
-        incoming.once("end", () => reject(checkedError(statusCode, Buffer.concat(chunks).toString("utf8"), subject.resource, subject.name)));
-        incoming.once("error", (error) => reject(internalError(error.message)));
+        incoming.once("end", () => refuse(checkedError(statusCode, Buffer.concat(chunks).toString("utf8"), subject.resource, subject.name)));
+        incoming.once("error", (error) => refuse(internalError(error.message)));
         return;
       }
-      response.writeHead(200, { "Content-Type": "text/plain" });
-      response.flushHeaders();
       const body = (incoming.headers["content-encoding"] ?? "").toLowerCase() === "gzip" ? incoming.pipe(createGunzip()) : incoming;
-      body.pipe(response);
-      body.once("end", () => resolve());
-      body.once("error", () => {
-        response.destroy();
-        resolve();
-      });
-    });
-    outgoing.once("error", (error) => {
-      if (response.headersSent) {
-        response.destroy();
-        resolve();
-        return;
-      }
-      reject(unknownError(`Get ${JSON.stringify(url)}: ${describeNetworkError(error, target.host, target.port)}`));
-    });
-    response.once("close", () => outgoing.destroy());
-    outgoing.end();
-  });
+      relay(200, { "Content-Type": "text/plain" }, body);
+    },
+    (error) => unknownError(`Get ${JSON.stringify(url)}: ${describeNetworkError(error, target.host, target.port)}`),
+  );
+  outgoing.end();
+  return relayed;
 }
