@@ -150,16 +150,11 @@ export async function serveConnect(
     case "log":
       return serveLog(context, info, response, query, method);
     case "exec":
-    case "attach": {
-      requireMethod(method, upgradeMethods);
-      const pod = podOf(context, info.namespace, info.name);
-      const location = execOrAttachLocation(info.subresource, pod, query);
-      return relayToKubelet(kubeletTarget(context, locate(context, nodeNameOfPod(pod)), false), location, request, upgrade);
-    }
+    case "attach":
     case "portforward": {
       requireMethod(method, upgradeMethods);
       const pod = podOf(context, info.namespace, info.name);
-      const location = portForwardLocation(pod, query);
+      const location = info.subresource === "portforward" ? portForwardLocation(pod, query) : execOrAttachLocation(info.subresource, pod, query);
       return relayToKubelet(kubeletTarget(context, locate(context, nodeNameOfPod(pod)), false), location, request, upgrade);
     }
     case "proxy":
