@@ -35,10 +35,7 @@ export interface AccessReviewStatus {
 export function reviewAccess(policy: AuthorizationPolicy, subject: UserInfo, attributes: AccessAttributes): AccessReviewStatus {
   if (subject.groups.includes("system:masters")) return { allowed: true };
   const reasons: string[] = [];
-  const resourceAttributes: RequestAttributes | undefined =
-    attributes.path === undefined
-      ? { verb: attributes.verb, group: attributes.group, resource: attributes.resource, subresource: attributes.subresource, namespace: attributes.namespace, name: attributes.name }
-      : undefined;
+  const resourceAttributes: RequestAttributes | undefined = attributes.path === undefined ? attributes : undefined;
   const nodeName = policy.nodeAuthorization() ? nodeNameOf(subject) : undefined;
   if (nodeName !== undefined && resourceAttributes !== undefined) {
     const decision = nodeAuthorizerDecision(nodeName, resourceAttributes, policy.graph);
@@ -46,7 +43,7 @@ export function reviewAccess(policy: AuthorizationPolicy, subject: UserInfo, att
     if (decision.reason !== "") reasons.push(decision.reason);
   }
   const denied = resourceAttributes !== undefined && policy.denyRules().some((rule) => denyRuleMatches(rule, subject, resourceAttributes));
-  const allowedBy = denied ? undefined : rbacAllowReason(policy.allowRules(), { user: subject.name, groups: subject.groups }, attributes);
+  const allowedBy = denied ? undefined : rbacAllowReason(policy.allowRules(), subject, attributes);
   if (allowedBy !== undefined) return { allowed: true, reason: allowedBy };
   return reasons.length === 0 ? { allowed: false } : { allowed: false, reason: reasons.join("\n") };
 }

@@ -1,6 +1,7 @@
 // RBAC-like allow rules for SubjectAccessReview: each rule is a (Cluster)Role with one PolicyRule bound
 // to users and groups, matched the way the RBAC authorizer matches (wildcards, */subresource,
 // resourceNames, nonResourceURLs with a trailing *), and reported with RBAC's own reason text.
+import type { RequestAttributes, UserInfo } from "./auth.ts";
 
 /**
  * One binding of one rule. Without `namespaces` it acts as a ClusterRoleBinding (every namespace,
@@ -24,21 +25,13 @@ export interface AllowRule {
 }
 
 /** What is asked: a resource request, or a non-resource one (path) when `path` is set. */
-export interface AccessAttributes {
-  verb: string;
-  group: string;
-  resource: string;
-  subresource: string;
-  namespace: string;
-  name: string;
+export interface AccessAttributes extends RequestAttributes {
   /** Set for non-resource requests (`/metrics`); undefined for resource requests. */
   path?: string;
 }
 
-export interface AccessSubject {
-  user: string;
-  groups: readonly string[];
-}
+/** RBAC matches bindings on the user's name and groups only. */
+type AccessSubject = Pick<UserInfo, "name" | "groups">;
 
 function verbMatches(rule: AllowRule, verb: string): boolean {
   return rule.verbs.includes("*") || rule.verbs.includes(verb);
@@ -71,7 +64,7 @@ function ruleAllows(rule: AllowRule, attributes: AccessAttributes): boolean {
 
 /** The subject of the binding that matches, described as RBAC does: `User "alice"`, `Group "g"`. */
 function matchingSubject(rule: AllowRule, subject: AccessSubject): string | undefined {
-  if (rule.users?.includes(subject.user) === true) return `User "${subject.user}"`;
+  if (rule.users?.includes(subject.name) === true) return `User "${subject.name}"`;
   const group = rule.groups?.find((candidate) => subject.groups.includes(candidate));
   return group === undefined ? undefined : `Group "${group}"`;
 }
