@@ -34,6 +34,28 @@ export function resourceVerbs(type?: ResourceType): readonly string[] {
   return type?.verbs ?? collectionVerbs;
 }
 
+/**
+ * A review type (TokenReview, SubjectAccessReview): cluster-scoped and create-only, as nothing is stored;
+ * its names follow the kind as the real types' do (`tokenreviews`, `tokenreview`, `TokenReviewList`).
+ */
+function reviewType(group: string, kind: string): ResourceType {
+  const singular = kind.toLowerCase();
+  return {
+    group,
+    version: "v1",
+    resource: `${singular}s`,
+    kind,
+    listKind: `${kind}List`,
+    singular,
+    namespaced: false,
+    shortNames: [],
+    subresources: [],
+    nameIsLabel: false,
+    verbs: ["create"],
+    fieldLabels: {},
+  };
+}
+
 export const resourceTypes: readonly ResourceType[] = [
   {
     group: "",
@@ -200,34 +222,8 @@ export const resourceTypes: readonly ResourceType[] = [
     namesUnrestricted: true,
     fieldLabels: { "spec.signerName": ["spec", "signerName"] },
   },
-  {
-    group: "authentication.k8s.io",
-    version: "v1",
-    resource: "tokenreviews",
-    kind: "TokenReview",
-    listKind: "TokenReviewList",
-    singular: "tokenreview",
-    namespaced: false,
-    shortNames: [],
-    subresources: [],
-    nameIsLabel: false,
-    verbs: ["create"],
-    fieldLabels: {},
-  },
-  {
-    group: "authorization.k8s.io",
-    version: "v1",
-    resource: "subjectaccessreviews",
-    kind: "SubjectAccessReview",
-    listKind: "SubjectAccessReviewList",
-    singular: "subjectaccessreview",
-    namespaced: false,
-    shortNames: [],
-    subresources: [],
-    nameIsLabel: false,
-    verbs: ["create"],
-    fieldLabels: {},
-  },
+  reviewType("authentication.k8s.io", "TokenReview"),
+  reviewType("authorization.k8s.io", "SubjectAccessReview"),
 ];
 
 export function apiVersionOf(type: ResourceType): string {
