@@ -19,6 +19,7 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { cgroupDirectory, cgroupMounts, type CgroupMounts } from "./cgroup-mounts.ts";
 import { expectBigInt, expectString } from "./dbus-values.ts";
 
 /** Where a figure came from: systemd's own accounting, the cgroup's files, or a sum over its processes. */
@@ -68,65 +69,6 @@ const MAX_CGROUP_DEPTH = 8;
 export function accountedValue(value: unknown, what: string): number | undefined {
   const raw = expectBigInt(value, what);
   return raw === UINT64_MAX ? undefined : Number(raw);
-}
-
-/** Where the cgroup hierarchies are mounted, as found in /proc/self/mountinfo. */
-export interface CgroupMounts {
-  /** The cgroup v2 hierarchy: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one. */
-  unified?: CgroupMount;
-  /** The v1 name=systemd hierarchy (hybrid and legacy hosts): lists a unit's processes when v2 is absent. */
-  systemd?: CgroupMount;
-  /** The v1 memory controller, where the system manager of a v1 host charges units' memory. */
-  memory?: CgroupMount;
-}
-
-export interface CgroupMount {
-  mountPoint: string;
-  /** The cgroup the mount shows as its root ("/" unless mounted from inside a cgroup namespace). */
-  root: string;
-}
-
-/** mountinfo escapes space, tab, newline and backslash in paths as octal. */
-function unescapeMountPath(path: string): string {
-  return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
-/**
- * The cgroup mounts visible to this process. Lines come in mount order, so a later mount on the same
- * path or a parent (a tmpfs over /sys/fs/cgroup, as in test/sandbox.sh) hides the earlier ones; a root
- * starting with "/.." lies outside this process' cgroup namespace and cannot be mapped to its paths.
- */
-export function parseMountInfo(mountinfo: string): CgroupMounts {
-  const mounts: CgroupMounts = {};
-  const kinds = ["unified", "systemd", "memory"] as const;
-  for (const line of mountinfo.split("\n")) {
-    const separator = line.indexOf(" - ");
-    if (separator < 0) continue;
-    const before = line.slice(0, separator).split(" ");
-    const [fsType, , superOptions = ""] = line.slice(separator + 3).split(" ");
-    const root = before[3];
-    const mountPoint = before[4];
-    if (root === undefined || mountPoint === undefined) continue;
-    const mount = { mountPoint: unescapeMountPath(mountPoint), root: unescapeMountPath(root) };
-    for (const kind of kinds) {
-      const earlier = mounts[kind]?.mountPoint;
-      if (earlier !== undefined && (earlier === mount.mountPoint || earlier.startsWith(`${mount.mountPoint.replace(/\/$/, "")}/`))) delete mounts[kind];
-    }
-    if (mount.root.startsWith("/..")) continue;
-    const options = superOptions.split(",");
-    if (fsType === "cgroup2") mounts.unified = mount;
-    else if (fsType === "cgroup" && options.includes("name=systemd")) mounts.systemd = mount;
-    else if (fsType === "cgroup" && options.includes("memory")) mounts.memory = mount;
-  }
-  return mounts;
-}
-
-/** The directory of `controlGroup` under `mount`, or undefined when the mount does not show it. */
-export function cgroupDirectory(mount: CgroupMount | undefined, controlGroup: string): string | undefined {
-  if (mount === undefined || controlGroup === "") return undefined;
-  const root = mount.root === "/" ? "" : mount.root;
-  if (root !== "" && controlGroup !== root && !controlGroup.startsWith(`${root}/`)) return undefined;
-  return join(mount.mountPoint, controlGroup.slice(root.length));
 }
 
 /** `key value` lines (cpu.stat, memory.stat, /proc/vmstat) as numbers. */
@@ -359,14 +301,6 @@ export function combineAccounting(unitName: string, systemd: SystemdAccountingVa
     accounting.sources.memory = "processes";
   }
   return accounting;
-}
-
-let mountsRead: CgroupMounts | undefined;
-
-/** The host's cgroup mounts, read once: they do not change while vks runs. */
-export function cgroupMounts(): CgroupMounts {
-  mountsRead ??= parseMountInfo(readText("/proc/self/mountinfo") ?? "");
-  return mountsRead;
 }
 
 /** One unit's accounting from its Service properties plus whatever its cgroup files add. */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { trackingCgroupDirectory } from "../../internal/exec/cgroup.ts";
+import { SANDBOX_MOUNTINFO } from "../systemd/mountinfo.ts";
 
 const unit = "/system.slice/vks.default.web.nginx.1234.service";
 
@@ -13,19 +14,9 @@ describe("trackingCgroupDirectory", () => {
   });
 
   test("hybrid: the unified hierarchy, not name=systemd, under mounts stacked on one another", () => {
-    // As in test/sandbox.sh: a second tmpfs over /sys/fs/cgroup hides the first one's cgroup mounts.
-    const mountInfo = [
-      "45 44 254:0 / / rw,relatime - ext4 /dev/vda rw",
-      "48 45 0:21 / /sys rw,relatime - sysfs sysfs rw",
-      "49 48 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
-      "58 49 0:36 /.. /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd",
-      "59 49 0:37 /.. /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
-      "66 49 0:40 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw",
-      "67 66 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd",
-      "68 66 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
-    ].join("\n");
+    // test/sandbox.sh: a second tmpfs over /sys/fs/cgroup hides the first one's cgroup mounts.
     const membership = `9:name=systemd:/app.slice/x.service\n4:memory:/\n0::/app.slice/x.service\n`;
-    expect(trackingCgroupDirectory(membership, mountInfo)).toBe("/sys/fs/cgroup/unified/app.slice/x.service");
+    expect(trackingCgroupDirectory(membership, SANDBOX_MOUNTINFO)).toBe("/sys/fs/cgroup/unified/app.slice/x.service");
   });
 
   test("legacy: name=systemd when there is no cgroup2", () => {
