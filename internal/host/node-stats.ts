@@ -4,10 +4,8 @@
  * Everything comes from /proc and statfs; the parsers are pure so fixtures can test them.
  */
 import { readFileSync, readdirSync, statfsSync } from "node:fs";
+import { kilobyteField, NANOSECONDS_PER_TICK, parseFlatKeyed } from "./kernel-files.ts";
 
-/** USER_HZ, the unit of /proc/stat and /proc/PID/stat times: 100 by the kernel's ABI on every architecture vks builds for. */
-const CLOCK_TICKS_PER_SECOND = 100;
-const NANOSECONDS_PER_TICK = 1e9 / CLOCK_TICKS_PER_SECOND;
 
 /** Interfaces cAdvisor leaves out of a node's network stats: loopback and container plumbing. */
 const IGNORED_INTERFACE_PREFIXES = ["lo", "veth", "docker", "nerdctl"];
@@ -80,28 +78,19 @@ export function parseProcStat(text: string): { cpuUsageCoreNanoseconds: number; 
   };
 }
 
-function kilobytes(meminfo: string, name: string): number | undefined {
-  const match = new RegExp(`^${name.replace(/[()]/g, "\\$&")}:\\s+(\\d+)\\s*kB`, "m").exec(meminfo);
-  return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
-}
-
 /** /proc/meminfo and /proc/vmstat, read as runc reads the root cgroup's memory from them on cgroup v2. */
 export function parseNodeMemory(meminfo: string, vmstat: string): NodeMemoryReading | undefined {
-  const total = kilobytes(meminfo, "MemTotal");
-  const free = kilobytes(meminfo, "MemFree");
+  const total = kilobyteField(meminfo, "MemTotal");
+  const free = kilobyteField(meminfo, "MemFree");
   if (total === undefined || free === undefined) return undefined;
   const usage = total - free;
-  const inactiveFile = kilobytes(meminfo, "Inactive(file)") ?? 0;
-  const events = new Map<string, number>();
-  for (const line of vmstat.split("\n")) {
-    const [key, value] = line.split(" ");
-    if (key && value) events.set(key, Number(value));
-  }
+  const inactiveFile = kilobyteField(meminfo, "Inactive(file)") ?? 0;
+  const events = parseFlatKeyed(vmstat);
   return {
     totalBytes: total,
     usageBytes: usage,
     workingSetBytes: Math.max(0, usage - inactiveFile),
-    rssBytes: (kilobytes(meminfo, "Active(anon)") ?? 0) + (kilobytes(meminfo, "Inactive(anon)") ?? 0),
+    rssBytes: (kilobyteField(meminfo, "Active(anon)") ?? 0) + (kilobyteField(meminfo, "Inactive(anon)") ?? 0),
     pageFaults: events.get("pgfault"),
     majorPageFaults: events.get("pgmajfault"),
   };
@@ -218,7 +207,7 @@ export function readOwnProcess(): OwnProcessReading {
     startTime: new Date(Math.round(performance.timeOrigin)),
     cpuNanoseconds: (cpu.user + cpu.system) * 1000,
     residentBytes: memory.rss,
-    virtualBytes: kilobytes(status, "VmSize") ?? 0,
+    virtualBytes: kilobyteField(status, "VmSize") ?? 0,
     openFileDescriptors,
     maxFileDescriptors: parseMaxOpenFiles(read("/proc/self/limits") ?? ""),
   };

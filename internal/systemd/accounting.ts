@@ -19,6 +19,7 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { kilobyteField, NANOSECONDS_PER_TICK, parseFlatKeyed } from "../host/kernel-files.ts";
 import { cgroupDirectory, cgroupMounts, type CgroupMounts } from "./cgroup-mounts.ts";
 import { expectBigInt, expectString } from "./dbus-values.ts";
 
@@ -59,9 +60,6 @@ export const ACCOUNTING_PROPERTIES = [
 ] as const;
 
 const UINT64_MAX = 0xffff_ffff_ffff_ffffn;
-/** USER_HZ: the unit of /proc/PID/stat times, fixed at 100 by the kernel's ABI on every Linux architecture vks builds for. */
-const CLOCK_TICKS_PER_SECOND = 100;
-const NANOSECONDS_PER_TICK = 1e9 / CLOCK_TICKS_PER_SECOND;
 /** Nested cgroups under a service exist only with Delegate=; a bound keeps a pathological tree cheap. */
 const MAX_CGROUP_DEPTH = 8;
 
@@ -69,16 +67,6 @@ const MAX_CGROUP_DEPTH = 8;
 export function accountedValue(value: unknown, what: string): number | undefined {
   const raw = expectBigInt(value, what);
   return raw === UINT64_MAX ? undefined : Number(raw);
-}
-
-/** `key value` lines (cpu.stat, memory.stat, /proc/vmstat) as numbers. */
-export function parseFlatKeyed(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const [key, value] = line.trim().split(/\s+/);
-    if (key && value !== undefined && /^\d+$/.test(value)) values.set(key, Number(value));
-  }
-  return values;
 }
 
 export interface ProcessStat {
@@ -100,12 +88,6 @@ export function parseProcessStat(text: string): ProcessStat | undefined {
   const values = [ticks, field(10), field(12)];
   if (values.some((value) => !Number.isFinite(value))) return undefined;
   return { cpuNanoseconds: ticks * NANOSECONDS_PER_TICK, minorFaults: field(10), majorFaults: field(12) };
-}
-
-/** A `Name:   123 kB` field of /proc/PID/status or /proc/meminfo, in bytes. */
-export function kilobyteField(text: string, name: string): number | undefined {
-  const match = new RegExp(`^${name.replace(/[()]/g, "\\$&")}:\\s+(\\d+)\\s*kB`, "m").exec(text);
-  return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
 }
 
 /** What the unit's cgroup files and processes say; every field undefined that could not be read. */

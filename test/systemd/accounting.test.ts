@@ -9,8 +9,6 @@ import { join } from "node:path";
 import {
   accountedValue,
   combineAccounting,
-  kilobyteField,
-  parseFlatKeyed,
   parseProcessStat,
   readCgroupUsage,
   systemdAccountingValues,
@@ -55,18 +53,6 @@ describe("/proc parsing", () => {
     const stat = "4242 (we (ird) name) S 1 4242 4242 0 -1 4194560 1500 20 7 1 250 50 30 20 20 0 1 0 100 0 0";
     expect(parseProcessStat(stat)).toEqual({ cpuNanoseconds: (250 + 50 + 30 + 20) * 10_000_000, minorFaults: 1500, majorFaults: 7 });
     expect(parseProcessStat("garbage")).toBeUndefined();
-  });
-
-  test("kB fields, and key-value files", () => {
-    expect(kilobyteField("VmRSS:\t   2048 kB\nRssAnon:\t 1024 kB\n", "RssAnon")).toBe(1024 * 1024);
-    expect(kilobyteField("Inactive(file):  100 kB\n", "Inactive(file)")).toBe(100 * 1024);
-    expect(kilobyteField("Name: x\n", "VmRSS")).toBeUndefined();
-    expect(parseFlatKeyed("usage_usec 1575888\nuser_usec 1347324\n")).toEqual(
-      new Map([
-        ["usage_usec", 1575888],
-        ["user_usec", 1347324],
-      ]),
-    );
   });
 });
 
