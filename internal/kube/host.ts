@@ -2,8 +2,10 @@
  * What the node reports about the machine: fixed facts (read once) and readings that change (read for
  * every status update). Everything comes from /proc, /sys, /etc and statfs; nothing here is invented.
  */
-import { readFileSync, readdirSync, statfsSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { arch, availableParallelism, hostname, release } from "node:os";
+import { kilobyteField } from "../host/kernel-files.ts";
+import { readFilesystemUsage, type FilesystemUsage } from "../host/node-stats.ts";
 
 export interface HostFacts {
   hostname: string;
@@ -18,19 +20,12 @@ export interface HostFacts {
   memoryBytes: number;
 }
 
-export interface FilesystemReading {
-  path: string;
-  capacityBytes: number;
-  availableBytes: number;
-  inodes: number;
-  inodesFree: number;
-}
-
 export interface HostReadings {
   /** MemAvailable from /proc/meminfo. */
   memoryAvailableBytes: number;
   memoryTotalBytes: number;
-  filesystem: FilesystemReading;
+  /** What the pressure conditions weigh: space and inodes left. */
+  filesystem: Pick<FilesystemUsage, "path" | "capacityBytes" | "availableBytes" | "inodes" | "inodesFree">;
   processCount: number;
   /** The lower of kernel.pid_max and kernel.threads-max: whichever runs out first stops fork(). */
   processLimit: number;
@@ -55,12 +50,6 @@ export function osImageFrom(osRelease: string): string | undefined {
   return undefined;
 }
 
-/** A /proc/meminfo field in bytes (the file says kB and means KiB). */
-export function meminfoBytes(meminfo: string, field: string): number | undefined {
-  const match = new RegExp(`^${field}:\\s+(\\d+)\\s*kB`, "m").exec(meminfo);
-  return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
-}
-
 export function readHostFacts(): HostFacts {
   const meminfo = readTrimmed("/proc/meminfo") ?? "";
   const machineID = readTrimmed("/etc/machine-id") ?? readTrimmed("/var/lib/dbus/machine-id") ?? "";
@@ -75,18 +64,7 @@ export function readHostFacts(): HostFacts {
     systemUUID: (readTrimmed("/sys/class/dmi/id/product_uuid") ?? machineID).toLowerCase(),
     bootID: readTrimmed("/proc/sys/kernel/random/boot_id") ?? "",
     cpuCount: availableParallelism(),
-    memoryBytes: meminfoBytes(meminfo, "MemTotal") ?? 0,
-  };
-}
-
-export function readFilesystem(path: string): FilesystemReading {
-  const stats = statfsSync(path);
-  return {
-    path,
-    capacityBytes: stats.blocks * stats.bsize,
-    availableBytes: stats.bavail * stats.bsize,
-    inodes: stats.files,
-    inodesFree: stats.ffree,
+    memoryBytes: kilobyteField(meminfo, "MemTotal") ?? 0,
   };
 }
 
@@ -103,13 +81,13 @@ export function readHostReadings(stateDir: string): HostReadings {
   const meminfo = readFileSync("/proc/meminfo", "utf8");
   const pidMax = Number(readTrimmed("/proc/sys/kernel/pid_max") ?? "32768");
   const threadsMax = Number(readTrimmed("/proc/sys/kernel/threads-max") ?? String(pidMax));
-  const total = meminfoBytes(meminfo, "MemTotal");
-  const available = meminfoBytes(meminfo, "MemAvailable");
+  const total = kilobyteField(meminfo, "MemTotal");
+  const available = kilobyteField(meminfo, "MemAvailable");
   if (total === undefined || available === undefined) throw new Error("/proc/meminfo has no MemTotal/MemAvailable");
   return {
     memoryAvailableBytes: available,
     memoryTotalBytes: total,
-    filesystem: readFilesystem(stateDir),
+    filesystem: readFilesystemUsage(stateDir),
     processCount: countProcesses(),
     processLimit: Math.min(pidMax, threadsMax),
   };

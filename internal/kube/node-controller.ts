@@ -6,10 +6,11 @@
  */
 import type { V1Node } from "@kubernetes/client-node";
 import { errorMessage } from "../errors.ts";
+import { readFilesystemUsage } from "../host/node-stats.ts";
 import { isConflict, isNotFound, type KubeApiError } from "./api-error.ts";
 import { Backoff, sleep } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
-import { readFilesystem, readHostReadings, type HostFacts } from "./host.ts";
+import { readHostReadings, type HostFacts } from "./host.ts";
 import type { NodeReference } from "./lease.ts";
 import {
   mergeNodeConditions,
@@ -165,7 +166,7 @@ export class NodeController {
   private capacity(): { memoryBytes: number; ephemeralStorageBytes: number } {
     let ephemeralStorageBytes = 0;
     try {
-      ephemeralStorageBytes = readFilesystem(this.options.stateDir).capacityBytes;
+      ephemeralStorageBytes = readFilesystemUsage(this.options.stateDir).capacityBytes;
     } catch {
       // Unknown storage is reported as none rather than invented; DiskPressure says why.
     }

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import type { V1ConfigMap, V1NodeCondition, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { EnvSourceError, escapeReferences, resolveEnvSources, type EnvSourceFetcher } from "../../internal/kube/env-sources.ts";
-import { meminfoBytes, osImageFrom, type HostReadings } from "../../internal/kube/host.ts";
+import { kilobyteField } from "../../internal/host/kernel-files.ts";
+import { osImageFrom, type HostReadings } from "../../internal/kube/host.ts";
 import { mergeNodeConditions, nodeTaints, observedConditions, sameConditions } from "../../internal/kube/node-status.ts";
 import { podEventObject } from "../../internal/kube/events.ts";
 import { mergePodConditions, podStatusPatch } from "../../internal/kube/pod-status-writer.ts";
@@ -85,7 +86,7 @@ describe("node conditions", () => {
 
   test("host file parsing", () => {
     expect(osImageFrom('NAME="Debian"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')).toBe("Debian GNU/Linux 12 (bookworm)");
-    expect(meminfoBytes("MemTotal:       16303780 kB\nMemAvailable:    8000000 kB\n", "MemAvailable")).toBe(8_000_000 * 1024);
+    expect(kilobyteField("MemTotal:       16303780 kB\nMemAvailable:    8000000 kB\n", "MemAvailable")).toBe(8_000_000 * 1024);
   });
 });
 
