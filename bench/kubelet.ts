@@ -34,6 +34,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { detectHostIP } from "../internal/host/address.ts";
+import { ensureJournald, journalAvailable } from "../test/e2e/journald.ts";
 import { startTestApiServer } from "../test/apiserver/client.ts";
 import type { JsonObject } from "../test/apiserver/json.ts";
 import { positiveInt } from "./knobs.ts";
@@ -48,8 +49,6 @@ const NODE = "bench-kubelet";
 const POD = "kubelet-bench";
 const VKS = resolve(import.meta.dir, "../dist/vks");
 const KUBECTL = "/usr/bin/kubectl";
-const JOURNALD = "/lib/systemd/systemd-journald";
-const JOURNAL_SOCKET = "/run/systemd/journal/stdout";
 const MiB = 1024 * 1024;
 const SPDY_ENV = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "false" };
 
@@ -205,13 +204,8 @@ async function main(): Promise<void> {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) throw new Error("no user bus: run through test/sandbox.sh");
   if (!existsSync(VKS)) throw new Error(`${VKS} is missing: bun run build`);
   if (!existsSync(KUBECTL)) throw new Error(`${KUBECTL} is missing: the benchmark drives the real kubectl`);
-  let journald: ReturnType<typeof Bun.spawn> | undefined;
-  if (!existsSync(JOURNAL_SOCKET)) {
-    // The sandbox has a private /run: a journald started here serves only the sandbox's manager.
-    if (process.env.VKS_SANDBOX !== "1" || !existsSync(JOURNALD)) throw new Error(`no journald at ${JOURNAL_SOCKET}, and not in the sandbox to start one`);
-    journald = Bun.spawn([JOURNALD], { stdout: "ignore", stderr: "ignore" });
-    await until("journald's socket", () => existsSync(JOURNAL_SOCKET));
-  }
+  if (!journalAvailable) throw new Error("no journald, and not in the sandbox to start one");
+  const journald = await ensureJournald();
   const stateDir = mkdtempSync(join(tmpdir(), "vks-bench-kubelet-"));
   const cluster = await startTestApiServer({ nodeName: NODE, nodeAuthorization: true, kubeletPreferredAddressTypes: ["InternalIP"] });
   // Not loopback: kube-apiserver refuses to proxy nodes/proxy to loopback and link-local addresses.
@@ -342,11 +336,7 @@ async function main(): Promise<void> {
     serve.kill("SIGTERM");
     await serve.exited;
     await cluster.stop();
-    if (journald) {
-      journald.kill();
-      await journald.exited;
-      rmSync("/run/systemd/journal", { recursive: true, force: true });
-    }
+    await journald.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
 }

@@ -110,9 +110,21 @@ export async function handleStreamingUpgrade(
   }
 }
 
+/**
+ * Writes a process's output as it comes. A few writes may wait on the connection at once, so the next
+ * read from the process overlaps with the last write's trip to the kernel; beyond that the reader waits,
+ * which holds the process back through its pipe (bounded memory).
+ */
+const WRITES_IN_FLIGHT = 8;
+
 async function pump(source: AsyncIterable<Uint8Array> | undefined, write: (data: Uint8Array) => Promise<void>): Promise<void> {
   if (source === undefined) return;
-  for await (const chunk of source) await write(chunk);
+  const pending: Promise<void>[] = [];
+  for await (const chunk of source) {
+    pending.push(write(chunk));
+    if (pending.length >= WRITES_IN_FLIGHT) await pending.shift();
+  }
+  await Promise.all(pending);
 }
 
 async function runExecSession(runtime: KubeletRuntime, route: StreamingRoute, command: string[], flags: StreamFlags, session: RemoteCommandSession): Promise<void> {

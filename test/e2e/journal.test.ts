@@ -1,35 +1,23 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { eventually, haveSystemd, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { ensureJournald, journalAvailable, type SandboxJournald } from "./journald.ts";
 
 setDefaultTimeout(120_000);
-const JOURNAL_SOCKET = "/run/systemd/journal/stdout";
-const JOURNALD = "/lib/systemd/systemd-journald";
-// The sandbox has a private /run, so a journald started here serves only the sandbox's manager. On a real
-// host journald already runs; nothing is started then.
-const canStartJournald = process.env.VKS_SANDBOX === "1" && existsSync(JOURNALD);
 const stateDir = newStateDir();
-let journald: ReturnType<typeof Bun.spawn> | undefined;
+let journald: SandboxJournald | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(JOURNAL_SOCKET) && canStartJournald) {
-    journald = Bun.spawn([JOURNALD], { stdout: "ignore", stderr: "ignore" });
-    await eventually("journald's socket", async () => existsSync(JOURNAL_SOCKET));
-  }
+  if (haveSystemd && journalAvailable) journald = await ensureJournald();
 });
 
 afterAll(async () => {
   await vks(stateDir, ["pod", "down", "--ignore-not-found", "journaled", ...managerFlag]);
-  if (journald) {
-    journald.kill();
-    await journald.exited;
-    // Its sockets outlive it; left behind, they would make later `auto` pods in this sandbox pick the journal.
-    rmSync("/run/systemd/journal", { recursive: true, force: true });
-  }
+  await journald?.stop();
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-describe.skipIf(!haveSystemd || !(existsSync(JOURNAL_SOCKET) || canStartJournald))("logs through journald", () => {
+describe.skipIf(!haveSystemd || !journalAvailable)("logs through journald", () => {
   test("--log-mode journal: pod logs reads the container's lines from the journal", async () => {
     const file = writeManifest(
       stateDir,

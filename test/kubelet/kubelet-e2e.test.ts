@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { startTestApiServer, type RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject } from "../apiserver/json.ts";
 import { VKS_BINARY, eventually, haveSystemd, managerFlag } from "../e2e/helpers.ts";
+import { ensureJournald, journalAvailable, type SandboxJournald } from "../e2e/journald.ts";
 import { at } from "../kube/helpers.ts";
 import { detectHostIP } from "../../internal/host/address.ts";
 
@@ -16,15 +17,11 @@ setDefaultTimeout(120_000);
 
 const NODE = "kubelet-e2e";
 const KUBECTL = "/usr/bin/kubectl";
-const JOURNAL_SOCKET = "/run/systemd/journal/stdout";
-const JOURNALD = "/lib/systemd/systemd-journald";
-// The sandbox has a private /run: a journald started here serves only the sandbox's manager.
-const canStartJournald = process.env.VKS_SANDBOX === "1" && existsSync(JOURNALD);
-const runnable = haveSystemd && existsSync(KUBECTL) && (existsSync(JOURNAL_SOCKET) || canStartJournald);
+const runnable = haveSystemd && existsSync(KUBECTL) && journalAvailable;
 
 let cluster: RunningTestApiServer;
 let serve: ReturnType<typeof Bun.spawn> | undefined;
-let journald: ReturnType<typeof Bun.spawn> | undefined;
+let journald: SandboxJournald | undefined;
 let serveLog = "";
 let kubeletPort = 0;
 // Not loopback: kube-apiserver refuses to proxy nodes/proxy to loopback and link-local addresses.
@@ -84,10 +81,7 @@ async function running(name: string): Promise<JsonObject | undefined> {
 
 beforeAll(async () => {
   if (!runnable) return;
-  if (!existsSync(JOURNAL_SOCKET) && canStartJournald) {
-    journald = Bun.spawn([JOURNALD], { stdout: "ignore", stderr: "ignore" });
-    await eventually("journald's socket", async () => existsSync(JOURNAL_SOCKET));
-  }
+  journald = await ensureJournald();
   cluster = await startTestApiServer({
     nodeName: NODE,
     nodeAuthorization: true,
@@ -127,11 +121,7 @@ afterAll(async () => {
   serve?.kill("SIGTERM");
   await serve?.exited;
   await cluster?.stop();
-  if (journald) {
-    journald.kill();
-    await journald.exited;
-    rmSync("/run/systemd/journal", { recursive: true, force: true });
-  }
+  await journald?.stop();
   rmSync(stateDir, { recursive: true, force: true });
 });
 
