@@ -7,14 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { VksError } from "../../../internal/errors.ts";
 import { KubeCsrClient } from "../../../internal/kube/csr.ts";
 import { KUBELET_SERVING_SIGNER, KUBELET_SERVING_USAGES } from "../../../internal/kubelet/certs/rotation.ts";
 import { ServingCertificate } from "../../../internal/kubelet/certs/serving.ts";
 import { createCertificateRequest, generateServingKey } from "../../../internal/kubelet/certs/x509.ts";
 import { startTestApiServer, type RunningTestApiServer } from "../../apiserver/client.ts";
 import type { JsonObject } from "../../apiserver/json.ts";
-import { RecordingLog, eventually } from "./helpers.ts";
+import { RecordingLog, eventually, failure } from "./helpers.ts";
 
 let cluster: RunningTestApiServer;
 let client: KubeCsrClient;
@@ -50,16 +49,6 @@ async function pendingCsrNames(): Promise<string[]> {
 async function decide(name: string, type: "Approved" | "Denied", reason: string, message: string): Promise<void> {
   if (type === "Approved") await cluster.admin.approveCertificateSigningRequest(name, { reason, message });
   else await cluster.admin.denyCertificateSigningRequest(name, { reason, message });
-}
-
-async function failure(promise: Promise<unknown>): Promise<VksError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof VksError) return err;
-    throw err;
-  }
-  throw new Error("expected a VksError");
 }
 
 describe("KubeCsrClient", () => {

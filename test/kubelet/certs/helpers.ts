@@ -154,3 +154,14 @@ export async function eventually<T>(what: string, check: () => T | undefined | f
     await Bun.sleep(10);
   }
 }
+
+/** The VksError `promise` rejects with; anything else (another error, or none at all) fails the test. */
+export async function failure(promise: Promise<unknown>): Promise<VksError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof VksError) return err;
+    throw err;
+  }
+  throw new Error("expected a VksError");
+}

@@ -6,12 +6,11 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { VksError } from "../../../internal/errors.ts";
 import type { ServingKeyPair } from "../../../internal/kubelet/certs/keypair.ts";
 import { KUBELET_SERVING_SIGNER, rotationDeadline } from "../../../internal/kubelet/certs/rotation.ts";
 import { ServingCertificate, type NodeAddress, type ServingCertificateOptions } from "../../../internal/kubelet/certs/serving.ts";
 import { createCertificateAuthority, issueServerCertificate } from "../../apiserver/certs.ts";
-import { FakeCsrApi, ManualClock, RecordingLog, eventually } from "./helpers.ts";
+import { FakeCsrApi, ManualClock, RecordingLog, eventually, failure } from "./helpers.ts";
 
 const root = mkdtempSync(join(tmpdir(), "vks-serving-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,16 +33,6 @@ function options(stateDir: string, overrides: Partial<ServingCertificateOptions>
 
 function opensslText(pem: string, kind: "x509" | "req" = "x509"): string {
   return execFileSync("openssl", [kind, "-noout", "-text"], { input: pem, encoding: "utf8" });
-}
-
-async function failure(promise: Promise<unknown>): Promise<VksError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof VksError) return err;
-    throw err;
-  }
-  throw new Error("expected a VksError");
 }
 
 describe("files (--tls-cert-file / --tls-private-key-file)", () => {
