@@ -31,6 +31,11 @@ describe.skipIf(!haveSystemd || !journalAvailable)("logs through journald", () =
     const logsA = await eventually("a's lines", async () => {
       const run = await vks(stateDir, ["pod", "logs", "journaled", "-c", "a", ...managerFlag]);
       return run.stdout.includes("ünïcödé a") ? run.stdout : undefined;
+    }).catch(async (err: unknown) => {
+      // This failed once under load with no lines at all: keep what the journal held for whoever looks next.
+      const journal = Bun.spawnSync(["journalctl", "--no-pager", "-n", "40", "-o", "short-precise"]).stdout.toString();
+      const sockets = Bun.spawnSync(["ls", "-la", "/run/systemd/journal"]).stdout.toString();
+      throw new Error(`${String(err)}\n--- journal tail ---\n${journal}\n--- /run/systemd/journal ---\n${sockets}`);
     });
     expect(logsA).toBe("from a\nünïcödé a\n");
     const logsB = await eventually("b's line", async () => {
