@@ -7,7 +7,8 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AdminApiError, startTestApiServer, type RunningTestApiServer } from "./client.ts";
-import { childrenOf, readSingle, sequence } from "./der.ts";
+import { derSequence } from "../../internal/kubelet/certs/der.ts";
+import { childrenOf, readSingle } from "./der.ts";
 import { isJsonObject, parseJson, type JsonObject } from "./json.ts";
 import { firstPemBlock, parseCertificateRequest } from "./pkcs10.ts";
 
@@ -171,7 +172,7 @@ describe("CertificateSigningRequest API", () => {
     const der = (pem: string): Buffer => firstPemBlock(pem)?.der ?? Buffer.alloc(0);
     const [info, algorithm] = childrenOf(readSingle(der(good)));
     const [, , foreignSignature] = childrenOf(readSingle(der(certificationRequest("/CN=someone-else"))));
-    const swapped = sequence(info?.raw ?? Buffer.alloc(0), algorithm?.raw ?? Buffer.alloc(0), foreignSignature?.raw ?? Buffer.alloc(0));
+    const swapped = derSequence(info?.raw ?? Buffer.alloc(0), algorithm?.raw ?? Buffer.alloc(0), foreignSignature?.raw ?? Buffer.alloc(0));
     const swappedPem = `-----BEGIN CERTIFICATE REQUEST-----\n${swapped.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
     expect(() => parseCertificateRequest(swappedPem)).toThrow("x509: ECDSA verification failure");
     const unsigned = await failureOf(certificates.createCertificateSigningRequest({ body: csrBody("tampered", swappedPem) }));

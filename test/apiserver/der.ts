@@ -1,5 +1,5 @@
-// ASN.1 DER, just enough to read certification requests and certificates and to write certificates:
-// tag-length-value elements, and encoders for the universal types X.509 uses.
+// ASN.1 DER, just enough to read certification requests and certificates, with Go's asn1 error wording;
+// certificates are written with vks' own encoder (internal/kubelet/certs/der.ts).
 
 export const tags = {
   boolean: 0x01,
@@ -101,61 +101,6 @@ export function decodeString(element: DerElement): string {
     default:
       throw new DerError(`asn1: structure error: unsupported string type ${element.tag}`);
   }
-}
-
-export function encode(tag: number, ...contents: Buffer[]): Buffer {
-  const content = Buffer.concat(contents);
-  const length = content.length;
-  let header: Buffer;
-  if (length < 0x80) {
-    header = Buffer.from([tag, length]);
-  } else {
-    const lengthBytes: number[] = [];
-    for (let remaining = length; remaining > 0; remaining = Math.floor(remaining / 256)) lengthBytes.unshift(remaining % 256);
-    header = Buffer.from([tag, 0x80 | lengthBytes.length, ...lengthBytes]);
-  }
-  return Buffer.concat([header, content]);
-}
-
-export const sequence = (...items: Buffer[]): Buffer => encode(tags.sequence, ...items);
-
-/** An explicitly tagged context-specific element, [n] EXPLICIT. */
-export const explicit = (tagNumber: number, ...items: Buffer[]): Buffer => encode(0xa0 | tagNumber, ...items);
-
-export function encodeOid(oid: string): Buffer {
-  const numbers = oid.split(".").map(Number);
-  const [first = 0, second = 0, ...rest] = numbers;
-  const bytes: number[] = [];
-  for (const value of [first * 40 + second, ...rest]) {
-    const chunk = [value & 0x7f];
-    for (let remaining = Math.floor(value / 128); remaining > 0; remaining = Math.floor(remaining / 128)) chunk.unshift((remaining & 0x7f) | 0x80);
-    bytes.push(...chunk);
-  }
-  return encode(tags.oid, Buffer.from(bytes));
-}
-
-/** A non-negative INTEGER from its big-endian magnitude. */
-export function encodeUnsignedInteger(magnitude: Buffer): Buffer {
-  let start = 0;
-  while (start < magnitude.length - 1 && magnitude[start] === 0) start += 1;
-  const trimmed = magnitude.subarray(start);
-  const needsPad = ((trimmed[0] ?? 0) & 0x80) !== 0;
-  return encode(tags.integer, needsPad ? Buffer.from([0]) : Buffer.alloc(0), trimmed.length === 0 ? Buffer.from([0]) : trimmed);
-}
-
-export const encodeBoolean = (value: boolean): Buffer => encode(tags.boolean, Buffer.from([value ? 0xff : 0]));
-
-export const encodeOctetString = (content: Buffer): Buffer => encode(tags.octetString, content);
-
-export const encodeBitString = (content: Buffer, unusedBits = 0): Buffer => encode(tags.bitString, Buffer.from([unusedBits]), content);
-
-/** UTCTime through 2049, GeneralizedTime after, as RFC 5280 requires (seconds precision, UTC). */
-export function encodeTime(date: Date): Buffer {
-  const iso = date.toISOString();
-  const digits = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-  const year = date.getUTCFullYear();
-  if (year >= 1950 && year < 2050) return encode(tags.utcTime, Buffer.from(digits.slice(2), "ascii"));
-  return encode(tags.generalizedTime, Buffer.from(digits, "ascii"));
 }
 
 /** Reads a UTCTime or GeneralizedTime in the Z form DER requires. */

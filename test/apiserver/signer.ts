@@ -5,22 +5,21 @@
 // spec.expirationSeconds (capped at the signing duration, one year by default).
 import { createPrivateKey, randomBytes, sign, type KeyObject } from "node:crypto";
 import {
-  childrenOf,
-  decodeOid,
-  decodeTime,
-  encode,
-  encodeBitString,
-  encodeBoolean,
-  encodeOctetString,
-  encodeOid,
-  encodeTime,
-  encodeUnsignedInteger,
-  expectTag,
-  explicit,
-  readSingle,
-  sequence,
-  tags,
-} from "./der.ts";
+  derBitString,
+  derBoolean,
+  derExplicit,
+  derImplicit,
+  derInteger,
+  derNamedBits,
+  derNull,
+  derObjectIdentifier,
+  derOctetString,
+  derSequence,
+  derTime,
+} from "../../internal/kubelet/certs/der.ts";
+import { ipAddressOctets } from "../../internal/kubelet/certs/ip.ts";
+import { encodePem } from "../../internal/kubelet/certs/pem.ts";
+import { childrenOf, decodeOid, decodeTime, expectTag, readSingle, tags } from "./der.ts";
 import { firstPemBlock, type CertificateRequest } from "./pkcs10.ts";
 
 export const kubeletServingSigner = "kubernetes.io/kubelet-serving";
@@ -137,48 +136,40 @@ function loadAuthority(certificatePem: string, privateKeyPem: string): LoadedAut
 function signatureAlgorithm(key: KeyObject): { identifier: Buffer; hash: string | null } {
   if (key.asymmetricKeyType === "ec") {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === "secp384r1") return { identifier: sequence(encodeOid("1.2.840.10045.4.3.3")), hash: "sha384" };
-    if (curve === "secp521r1") return { identifier: sequence(encodeOid("1.2.840.10045.4.3.4")), hash: "sha512" };
-    return { identifier: sequence(encodeOid("1.2.840.10045.4.3.2")), hash: "sha256" };
+    if (curve === "secp384r1") return { identifier: derSequence(derObjectIdentifier("1.2.840.10045.4.3.3")), hash: "sha384" };
+    if (curve === "secp521r1") return { identifier: derSequence(derObjectIdentifier("1.2.840.10045.4.3.4")), hash: "sha512" };
+    return { identifier: derSequence(derObjectIdentifier("1.2.840.10045.4.3.2")), hash: "sha256" };
   }
-  if (key.asymmetricKeyType === "rsa") return { identifier: sequence(encodeOid("1.2.840.113549.1.1.11"), encode(tags.null)), hash: "sha256" };
-  if (key.asymmetricKeyType === "ed25519") return { identifier: sequence(encodeOid("1.3.101.112")), hash: null };
+  if (key.asymmetricKeyType === "rsa") return { identifier: derSequence(derObjectIdentifier("1.2.840.113549.1.1.11"), derNull()), hash: "sha256" };
+  if (key.asymmetricKeyType === "ed25519") return { identifier: derSequence(derObjectIdentifier("1.3.101.112")), hash: null };
   throw new Error(`unsupported CA key type ${String(key.asymmetricKeyType)}`);
 }
 
 function extension(oid: string, critical: boolean, value: Buffer): Buffer {
-  return sequence(encodeOid(oid), ...(critical ? [encodeBoolean(true)] : []), encodeOctetString(value));
+  return derSequence(derObjectIdentifier(oid), ...(critical ? [derBoolean(true)] : []), derOctetString(value));
 }
 
 function keyUsageExtension(usages: readonly string[]): Buffer | undefined {
   const bits = usages.map((usage) => keyUsageBits[usage]).filter((bit): bit is number => bit !== undefined);
-  if (bits.length === 0) return undefined;
-  const highest = Math.max(...bits);
-  const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
-  for (const bit of bits) bytes[Math.floor(bit / 8)] = (bytes[Math.floor(bit / 8)] ?? 0) | (0x80 >> bit % 8);
-  return extension("2.5.29.15", true, encodeBitString(bytes, bytes.length * 8 - (highest + 1)));
+  return bits.length === 0 ? undefined : extension("2.5.29.15", true, derNamedBits(bits));
 }
 
 function alternativeNames(request: CertificateRequest): Buffer | undefined {
+  // GeneralName choices as implicit context tags (RFC 5280 4.2.1.6): rfc822Name 1, dNSName 2, URI 6, iPAddress 7.
   const names: Buffer[] = [
-    ...request.dnsNames.map((name) => encode(0x82, Buffer.from(name, "ascii"))),
-    ...request.emailAddresses.map((address) => encode(0x81, Buffer.from(address, "ascii"))),
-    ...request.ipAddresses.map((address) => encode(0x87, ipBytes(address))),
-    ...request.uris.map((uri) => encode(0x86, Buffer.from(uri, "ascii"))),
+    ...request.dnsNames.map((name) => derImplicit(2, Buffer.from(name, "ascii"))),
+    ...request.emailAddresses.map((address) => derImplicit(1, Buffer.from(address, "ascii"))),
+    ...request.ipAddresses.map((address) => derImplicit(7, ipOctets(address))),
+    ...request.uris.map((uri) => derImplicit(6, Buffer.from(uri, "ascii"))),
   ];
-  return names.length === 0 ? undefined : extension("2.5.29.17", false, sequence(...names));
+  return names.length === 0 ? undefined : extension("2.5.29.17", false, derSequence(...names));
 }
 
-function ipBytes(address: string): Buffer {
-  if (!address.includes(":")) return Buffer.from(address.split(".").map(Number));
-  const [head = "", tail] = address.split("::");
-  const groups = (text: string): number[] => (text === "" ? [] : text.split(":").map((group) => Number.parseInt(group, 16)));
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  const bytes = Buffer.alloc(16);
-  all.forEach((group, index) => bytes.writeUInt16BE(group, index * 2));
-  return bytes;
+/** The request's addresses were formatted from its own octets, so they always parse back. */
+function ipOctets(address: string): Buffer {
+  const octets = ipAddressOctets(address);
+  if (octets === undefined) throw new Error(`the request's IP address ${JSON.stringify(address)} does not parse back`);
+  return octets;
 }
 
 export interface SigningRequest {
@@ -202,24 +193,22 @@ export function issueCertificate(caCertificatePem: string, caPrivateKeyPem: stri
   const extendedUsages = signing.usages.map((usage) => extendedKeyUsageOids[usage]).filter((oid): oid is string => oid !== undefined);
   const extensions = [
     keyUsageExtension(signing.usages),
-    extendedUsages.length === 0 ? undefined : extension("2.5.29.37", false, sequence(...extendedUsages.map(encodeOid))),
-    extension("2.5.29.19", true, sequence()),
-    authority.subjectKeyIdentifier === undefined ? undefined : extension("2.5.29.35", false, sequence(encode(0x80, authority.subjectKeyIdentifier))),
+    extendedUsages.length === 0 ? undefined : extension("2.5.29.37", false, derSequence(...extendedUsages.map(derObjectIdentifier))),
+    extension("2.5.29.19", true, derSequence()),
+    authority.subjectKeyIdentifier === undefined ? undefined : extension("2.5.29.35", false, derSequence(derImplicit(0, authority.subjectKeyIdentifier))),
     alternativeNames(signing.request),
   ].filter((item): item is Buffer => item !== undefined);
 
-  const tbs = sequence(
-    explicit(0, encodeUnsignedInteger(Buffer.from([2]))),
-    encodeUnsignedInteger(serial),
+  const tbs = derSequence(
+    derExplicit(0, derInteger(2)),
+    derInteger(BigInt(`0x${serial.toString("hex")}`)),
     identifier,
     authority.subjectDer,
-    sequence(encodeTime(notBefore), encodeTime(notAfter)),
+    derSequence(derTime(notBefore), derTime(notAfter)),
     signing.request.subjectDer,
     signing.request.publicKeyInfoDer,
-    explicit(3, sequence(...extensions)),
+    derExplicit(3, derSequence(...extensions)),
   );
   const signature = sign(hash, tbs, authority.key);
-  const certificate = sequence(tbs, identifier, encodeBitString(signature));
-  const lines = certificate.toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
+  return encodePem("CERTIFICATE", derSequence(tbs, identifier, derBitString(signature)));
 }
