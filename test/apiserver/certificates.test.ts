@@ -7,8 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AdminApiError, startTestApiServer, type RunningTestApiServer } from "./client.ts";
-import { derSequence } from "../../internal/kubelet/certs/der.ts";
-import { childrenOf, readSingle } from "./der.ts";
+import { derChildren, derSequence, readDer } from "../../internal/kubelet/certs/der.ts";
 import { isJsonObject, parseJson, type JsonObject } from "./json.ts";
 import { firstPemBlock, parseCertificateRequest } from "./pkcs10.ts";
 
@@ -170,9 +169,9 @@ describe("CertificateSigningRequest API", () => {
     expect(String(legacy.status["message"])).toContain("the legacy signerName is not allowed via this API version");
     // Another request's signature over this request's content: well-formed, but not self-signed.
     const der = (pem: string): Buffer => firstPemBlock(pem)?.der ?? Buffer.alloc(0);
-    const [info, algorithm] = childrenOf(readSingle(der(good)));
-    const [, , foreignSignature] = childrenOf(readSingle(der(certificationRequest("/CN=someone-else"))));
-    const swapped = derSequence(info?.raw ?? Buffer.alloc(0), algorithm?.raw ?? Buffer.alloc(0), foreignSignature?.raw ?? Buffer.alloc(0));
+    const [info, algorithm] = derChildren(readDer(der(good)));
+    const [, , foreignSignature] = derChildren(readDer(der(certificationRequest("/CN=someone-else"))));
+    const swapped = derSequence(info?.encoded ?? Buffer.alloc(0), algorithm?.encoded ?? Buffer.alloc(0), foreignSignature?.encoded ?? Buffer.alloc(0));
     const swappedPem = `-----BEGIN CERTIFICATE REQUEST-----\n${swapped.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
     expect(() => parseCertificateRequest(swappedPem)).toThrow("x509: ECDSA verification failure");
     const unsigned = await failureOf(certificates.createCertificateSigningRequest({ body: csrBody("tampered", swappedPem) }));

@@ -2,7 +2,9 @@
 // one PEM block of type CERTIFICATE REQUEST, parsed and its self-signature checked, with the subject and
 // subject alternative names the signers and approvers inspect.
 import { createPublicKey, verify } from "node:crypto";
-import { childrenOf, decodeOid, decodeString, DerError, expectTag, readSingle, tags, type DerElement } from "./der.ts";
+import { DerError, derChildren, readDer, readObjectIdentifier, type DerNode } from "../../internal/kubelet/certs/der.ts";
+import { formatIpAddress } from "../../internal/kubelet/certs/ip.ts";
+import { Asn1Error, decodeString, expectTag, goAsn1Message, tags } from "./der.ts";
 
 export interface CertificateRequest {
   /** The subject Name exactly as encoded, copied into issued certificates. */
@@ -56,36 +58,22 @@ export function firstPemBlock(text: string): { type: string; der: Buffer } | und
   return { type: match[1] ?? "", der: Buffer.from(body.replace(/\s+/g, ""), "base64") };
 }
 
+/** An iPAddress SAN as Go's net.IP.String() prints it: IPv4-mapped IPv6 addresses in dotted form. */
 function formatIp(bytes: Buffer): string {
-  if (bytes.length === 4) return [...bytes].join(".");
-  if (bytes.length !== 16) return `?${bytes.toString("hex")}`;
-  const mapped = bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  if (mapped) return [...bytes.subarray(12)].join(".");
-  const groups = Array.from({ length: 8 }, (_, index) => bytes.readUInt16BE(index * 2));
-  // RFC 5952: the longest run (of at least two) of zero groups collapses to "::".
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let start = 0; start < 8; start += 1) {
-    let length = 0;
-    while (start + length < 8 && groups[start + length] === 0) length += 1;
-    if (length > bestLength && length >= 2) {
-      bestStart = start;
-      bestLength = length;
-    }
-  }
-  const hex = groups.map((group) => group.toString(16));
-  if (bestStart === -1) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
+  // crypto/x509 refuses other lengths while parsing the request.
+  if (bytes.length !== 4 && bytes.length !== 16) throw new CertificateRequestError(`x509: cannot parse IP address of length ${bytes.length}`);
+  const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return formatIpAddress(mapped ? bytes.subarray(12) : bytes);
 }
 
-function readName(name: DerElement): { commonName: string; organizations: string[] } {
+function readName(name: DerNode): { commonName: string; organizations: string[] } {
   let commonName = "";
   const organizations: string[] = [];
-  for (const relativeName of childrenOf(expectTag(name, tags.sequence, "Name"))) {
-    for (const attribute of childrenOf(expectTag(relativeName, tags.set, "RelativeDistinguishedName"))) {
-      const [type, value] = childrenOf(expectTag(attribute, tags.sequence, "AttributeTypeAndValue"));
-      const oid = decodeOid(expectTag(type, tags.oid, "attribute type").content);
-      if (value === undefined) throw new DerError("asn1: syntax error: attribute without a value");
+  for (const relativeName of derChildren(expectTag(name, tags.sequence, "Name"))) {
+    for (const attribute of derChildren(expectTag(relativeName, tags.set, "RelativeDistinguishedName"))) {
+      const [type, value] = derChildren(expectTag(attribute, tags.sequence, "AttributeTypeAndValue"));
+      const oid = readObjectIdentifier(expectTag(type, tags.objectIdentifier, "attribute type"));
+      if (value === undefined) throw new Asn1Error("asn1: syntax error: attribute without a value");
       if (oid === oids.commonName) commonName = decodeString(value);
       if (oid === oids.organization) organizations.push(decodeString(value));
     }
@@ -94,8 +82,8 @@ function readName(name: DerElement): { commonName: string; organizations: string
 }
 
 function readAlternativeNames(generalNames: Buffer, into: CertificateRequest): void {
-  for (const name of childrenOf(expectTag(readSingle(generalNames), tags.sequence, "GeneralNames"))) {
-    switch (name.tag) {
+  for (const name of derChildren(expectTag(readDer(generalNames), tags.sequence, "GeneralNames"))) {
+    switch (name.identifier) {
       case 0x81:
         into.emailAddresses.push(name.content.toString("ascii"));
         break;
@@ -114,14 +102,14 @@ function readAlternativeNames(generalNames: Buffer, into: CertificateRequest): v
   }
 }
 
-function readExtensionRequest(attributes: DerElement, into: CertificateRequest): void {
-  for (const attribute of childrenOf(attributes)) {
-    const [type, values] = childrenOf(expectTag(attribute, tags.sequence, "Attribute"));
-    if (decodeOid(expectTag(type, tags.oid, "attribute type").content) !== oids.extensionRequest) continue;
-    for (const extensions of childrenOf(expectTag(values, tags.set, "attribute values"))) {
-      for (const extension of childrenOf(expectTag(extensions, tags.sequence, "Extensions"))) {
-        const parts = childrenOf(expectTag(extension, tags.sequence, "Extension"));
-        const oid = decodeOid(expectTag(parts[0], tags.oid, "extension id").content);
+function readExtensionRequest(attributes: DerNode, into: CertificateRequest): void {
+  for (const attribute of derChildren(attributes)) {
+    const [type, values] = derChildren(expectTag(attribute, tags.sequence, "Attribute"));
+    if (readObjectIdentifier(expectTag(type, tags.objectIdentifier, "attribute type")) !== oids.extensionRequest) continue;
+    for (const extensions of derChildren(expectTag(values, tags.set, "attribute values"))) {
+      for (const extension of derChildren(expectTag(extensions, tags.sequence, "Extensions"))) {
+        const parts = derChildren(expectTag(extension, tags.sequence, "Extension"));
+        const oid = readObjectIdentifier(expectTag(parts[0], tags.objectIdentifier, "extension id"));
         const value = expectTag(parts[parts.length - 1], tags.octetString, "extension value");
         if (oid === oids.subjectAltName) readAlternativeNames(value.content, into);
       }
@@ -134,15 +122,15 @@ export function parseCertificateRequest(pem: string): CertificateRequest {
   const block = firstPemBlock(pem);
   if (block === undefined || block.type !== "CERTIFICATE REQUEST") throw new CertificateRequestError("PEM block type must be CERTIFICATE REQUEST");
   try {
-    const [info, algorithm, signature] = childrenOf(expectTag(readSingle(block.der), tags.sequence, "CertificationRequest"));
+    const [info, algorithm, signature] = derChildren(expectTag(readDer(block.der), tags.sequence, "CertificationRequest"));
     const infoElement = expectTag(info, tags.sequence, "CertificationRequestInfo");
-    const [, subject, publicKeyInfo, attributes] = childrenOf(infoElement);
+    const [, subject, publicKeyInfo, attributes] = derChildren(infoElement);
     const publicKey = expectTag(publicKeyInfo, tags.sequence, "SubjectPublicKeyInfo");
     const subjectName = readName(expectTag(subject, tags.sequence, "Name"));
     const request: CertificateRequest = {
-      subjectDer: Buffer.from(expectTag(subject, tags.sequence, "Name").raw),
+      subjectDer: Buffer.from(expectTag(subject, tags.sequence, "Name").encoded),
       ...subjectName,
-      publicKeyInfoDer: Buffer.from(publicKey.raw),
+      publicKeyInfoDer: Buffer.from(publicKey.encoded),
       dnsNames: [],
       ipAddresses: [],
       emailAddresses: [],
@@ -150,18 +138,19 @@ export function parseCertificateRequest(pem: string): CertificateRequest {
     };
     if (attributes !== undefined) readExtensionRequest(expectTag(attributes, 0xa0, "attributes"), request);
 
-    const algorithmOid = decodeOid(expectTag(childrenOf(expectTag(algorithm, tags.sequence, "AlgorithmIdentifier"))[0], tags.oid, "algorithm").content);
+    const algorithmOid = readObjectIdentifier(expectTag(derChildren(expectTag(algorithm, tags.sequence, "AlgorithmIdentifier"))[0], tags.objectIdentifier, "algorithm"));
     const hash = signatureHashes[algorithmOid];
     if (hash === undefined) throw new CertificateRequestError("x509: cannot verify signature: algorithm unimplemented");
     const signatureBits = expectTag(signature, tags.bitString, "signature");
     const key = createPublicKey({ key: request.publicKeyInfoDer, format: "der", type: "spki" });
-    if (!verify(hash, infoElement.raw, key, signatureBits.content.subarray(1))) {
+    if (!verify(hash, infoElement.encoded, key, signatureBits.content.subarray(1))) {
       throw new CertificateRequestError(verificationFailures[key.asymmetricKeyType ?? ""] ?? "x509: signature verification failure");
     }
     return request;
   } catch (error) {
     if (error instanceof CertificateRequestError) throw error;
-    if (error instanceof DerError) throw new CertificateRequestError(error.message);
+    if (error instanceof Asn1Error) throw new CertificateRequestError(error.message);
+    if (error instanceof DerError) throw new CertificateRequestError(goAsn1Message(error));
     throw new CertificateRequestError(`x509: ${error instanceof Error ? error.message : String(error)}`);
   }
 }

@@ -7,6 +7,7 @@ import { createPrivateKey, randomBytes, sign, type KeyObject } from "node:crypto
 import {
   derBitString,
   derBoolean,
+  derChildren,
   derExplicit,
   derImplicit,
   derInteger,
@@ -16,10 +17,13 @@ import {
   derOctetString,
   derSequence,
   derTime,
+  readDer,
+  readObjectIdentifier,
+  readTime,
 } from "../../internal/kubelet/certs/der.ts";
 import { ipAddressOctets } from "../../internal/kubelet/certs/ip.ts";
 import { encodePem } from "../../internal/kubelet/certs/pem.ts";
-import { childrenOf, decodeOid, decodeTime, expectTag, readSingle, tags } from "./der.ts";
+import { expectTag, tags } from "./der.ts";
 import { firstPemBlock, type CertificateRequest } from "./pkcs10.ts";
 
 export const kubeletServingSigner = "kubernetes.io/kubelet-serving";
@@ -114,22 +118,22 @@ interface LoadedAuthority {
 function loadAuthority(certificatePem: string, privateKeyPem: string): LoadedAuthority {
   const block = firstPemBlock(certificatePem);
   if (block === undefined || block.type !== "CERTIFICATE") throw new Error("the CA certificate is not a PEM CERTIFICATE");
-  const [tbs] = childrenOf(expectTag(readSingle(block.der), tags.sequence, "Certificate"));
-  const fields = childrenOf(expectTag(tbs, tags.sequence, "TBSCertificate"));
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const validity = childrenOf(expectTag(fields[offset + 3], tags.sequence, "Validity"));
+  const [tbs] = derChildren(expectTag(readDer(block.der), tags.sequence, "Certificate"));
+  const fields = derChildren(expectTag(tbs, tags.sequence, "TBSCertificate"));
+  const offset = fields[0]?.identifier === 0xa0 ? 1 : 0;
+  const validity = derChildren(expectTag(fields[offset + 3], tags.sequence, "Validity"));
   const subject = expectTag(fields[offset + 4], tags.sequence, "Name");
   let subjectKeyIdentifier: Buffer | undefined;
-  const extensionsField = fields.find((field) => field.tag === 0xa3);
-  for (const extension of extensionsField === undefined ? [] : childrenOf(childrenOf(extensionsField)[0] ?? extensionsField)) {
-    const parts = childrenOf(extension);
-    if (decodeOid(parts[0]?.content ?? Buffer.alloc(0)) !== "2.5.29.14") continue;
+  const extensionsField = fields.find((field) => field.identifier === 0xa3);
+  for (const extension of extensionsField === undefined ? [] : derChildren(derChildren(extensionsField)[0] ?? extensionsField)) {
+    const parts = derChildren(extension);
+    if (parts[0] === undefined || readObjectIdentifier(parts[0]) !== "2.5.29.14") continue;
     const value = parts[parts.length - 1];
-    if (value !== undefined) subjectKeyIdentifier = Buffer.from(readSingle(value.content).content);
+    if (value !== undefined) subjectKeyIdentifier = Buffer.from(readDer(value.content).content);
   }
   const notAfterElement = validity[1];
   if (notAfterElement === undefined) throw new Error("the CA certificate has no validity end");
-  return { key: createPrivateKey(privateKeyPem), subjectDer: Buffer.from(subject.raw), subjectKeyIdentifier, notAfter: decodeTime(notAfterElement) };
+  return { key: createPrivateKey(privateKeyPem), subjectDer: Buffer.from(subject.encoded), subjectKeyIdentifier, notAfter: readTime(notAfterElement) };
 }
 
 /** The signature algorithm Go's x509 picks for a key: SHA-256 (P-256, RSA), SHA-384 (P-384), SHA-512 (P-521), or Ed25519. */

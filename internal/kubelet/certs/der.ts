@@ -165,8 +165,17 @@ export function derImplicitConstructed(tagNumber: number, ...elements: Uint8Arra
 
 // ---- reading ----
 
+/** What is wrong with an encoding, apart from the wording: callers that answer in another's words key on it. */
+export type DerProblem = "truncated" | "highTagNumber" | "length" | "trailing" | "notConstructed" | "notObjectIdentifier" | "emptyObjectIdentifier" | "time";
+
 export class DerError extends Error {
   override readonly name = "DerError";
+  constructor(
+    readonly problem: DerProblem,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** One element as read: its identifier octet, its content, and the exact octets it spanned. */
@@ -179,25 +188,25 @@ export interface DerNode {
 /** Reads the element at `offset`; returns it and where the next one starts. */
 function readElement(input: Buffer, offset: number): { node: DerNode; next: number } {
   const identifier = input[offset];
-  if (identifier === undefined) throw new DerError("truncated: no identifier octet");
-  if ((identifier & 0x1f) === 0x1f) throw new DerError("high tag numbers are not used by X.509");
+  if (identifier === undefined) throw new DerError("truncated", "truncated: no identifier octet");
+  if ((identifier & 0x1f) === 0x1f) throw new DerError("highTagNumber", "high tag numbers are not used by X.509");
   const first = input[offset + 1];
-  if (first === undefined) throw new DerError("truncated: no length octet");
+  if (first === undefined) throw new DerError("truncated", "truncated: no length octet");
   let length = first;
   let contentStart = offset + 2;
   if (first & 0x80) {
     const count = first & 0x7f;
-    if (count === 0 || count > 4) throw new DerError(count === 0 ? "indefinite length is not DER" : "length too large");
+    if (count === 0 || count > 4) throw new DerError("length", count === 0 ? "indefinite length is not DER" : "length too large");
     length = 0;
     for (let index = 0; index < count; index++) {
       const octet = input[offset + 2 + index];
-      if (octet === undefined) throw new DerError("truncated length");
+      if (octet === undefined) throw new DerError("truncated", "truncated length");
       length = length * 256 + octet;
     }
     contentStart += count;
   }
   const end = contentStart + length;
-  if (end > input.length) throw new DerError("truncated: content runs past the end");
+  if (end > input.length) throw new DerError("truncated", "truncated: content runs past the end");
   return { node: { identifier, content: input.subarray(contentStart, end), encoded: input.subarray(offset, end) }, next: end };
 }
 
@@ -205,13 +214,13 @@ function readElement(input: Buffer, offset: number): { node: DerNode; next: numb
 export function readDer(input: Uint8Array): DerNode {
   const buffer = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const { node, next } = readElement(buffer, 0);
-  if (next !== buffer.length) throw new DerError("trailing octets after the element");
+  if (next !== buffer.length) throw new DerError("trailing", "trailing octets after the element");
   return node;
 }
 
 /** The elements inside a constructed element (SEQUENCE, SET, explicit tags). */
 export function derChildren(node: DerNode): DerNode[] {
-  if (!(node.identifier & CONSTRUCTED)) throw new DerError(`element 0x${node.identifier.toString(16)} is not constructed`);
+  if (!(node.identifier & CONSTRUCTED)) throw new DerError("notConstructed", `element 0x${node.identifier.toString(16)} is not constructed`);
   const children: DerNode[] = [];
   for (let offset = 0; offset < node.content.length; ) {
     const { node: child, next } = readElement(node.content, offset);
@@ -223,7 +232,7 @@ export function derChildren(node: DerNode): DerNode[] {
 
 /** The dotted form of an OBJECT IDENTIFIER element. */
 export function readObjectIdentifier(node: DerNode): string {
-  if (node.identifier !== DerTag.objectIdentifier) throw new DerError("not an OBJECT IDENTIFIER");
+  if (node.identifier !== DerTag.objectIdentifier) throw new DerError("notObjectIdentifier", "not an OBJECT IDENTIFIER");
   const subidentifiers: bigint[] = [];
   let value = 0n;
   for (const octet of node.content) {
@@ -234,7 +243,7 @@ export function readObjectIdentifier(node: DerNode): string {
     }
   }
   const [first, ...rest] = subidentifiers;
-  if (first === undefined) throw new DerError("empty OBJECT IDENTIFIER");
+  if (first === undefined) throw new DerError("emptyObjectIdentifier", "empty OBJECT IDENTIFIER");
   const head = first < 80n ? [first / 40n, first % 40n] : [2n, first - 80n];
   return [...head, ...rest].join(".");
 }
@@ -248,7 +257,7 @@ export function readTime(node: DerNode): Date {
       : node.identifier === DerTag.generalizedTime
         ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
         : null;
-  if (match === null) throw new DerError(`unsupported time "${text}"`);
+  if (match === null) throw new DerError("time", `unsupported time "${text}"`);
   const [, yearText, month, day, hours, minutes, seconds] = match.map(Number) as number[];
   let year = yearText!;
   if (node.identifier === DerTag.utcTime) year += year < 50 ? 2000 : 1900;
