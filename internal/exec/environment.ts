@@ -17,11 +17,7 @@
  *   a stale PWD never claims a directory the command is not in.
  * - With a terminal, TERM=xterm, as containerd and CRI-O set for a tty exec.
  */
-
-/** The launcher's variable prefix (internal/pod/launcher.ts, which sits above this module). */
-export const LAUNCHER_VARIABLE_PREFIX = "VKS_EXEC_";
-/** Only a unit run through the launcher carries the launcher script itself. */
-const LAUNCHER_SCRIPT_VARIABLE = `${LAUNCHER_VARIABLE_PREFIX}SCRIPT`;
+import { LAUNCHER_SCRIPT_VARIABLE, LAUNCHER_VARIABLE_PREFIX } from "../unit/launcher-variables.ts";
 
 /** Placeholders systemd does not turn into HOME= / SHELL= (user-util.c, USER_CREDS_CLEAN). */
 const PLACEHOLDER_HOMES = new Set(["", "/", "/nonexistent"]);

@@ -29,9 +29,8 @@
  */
 import { ExitCode, VksError } from "../errors.ts";
 import type { ExecCommand } from "../systemd/types.ts";
+import { LAUNCHER_SCRIPT_VARIABLE, LAUNCHER_VARIABLE_PREFIX } from "../unit/launcher-variables.ts";
 
-/** Every launcher variable starts with this; an environment that sets one itself is refused. */
-export const LAUNCHER_PREFIX = "VKS_EXEC_";
 export const LAUNCHER_SHELL = "/bin/sh";
 /** Absolute: the container's own PATH may not reach coreutils. */
 const PRINTENV = "/usr/bin/printenv";
@@ -122,8 +121,8 @@ exec "$@"
  * are exactly what cannot be here. Falls through to the error only when VKS_EXEC_SCRIPT is missing.
  */
 const LAUNCHER_STUB = [
-  `eval "\`${PRINTENV} VKS_EXEC_SCRIPT\`"`,
-  `echo '${LAUNCHER_NAME}: VKS_EXEC_SCRIPT is missing from the environment: recreate the pod' >&2`,
+  `eval "\`${PRINTENV} ${LAUNCHER_SCRIPT_VARIABLE}\`"`,
+  `echo '${LAUNCHER_NAME}: ${LAUNCHER_SCRIPT_VARIABLE} is missing from the environment: recreate the pod' >&2`,
   "exit 203",
 ].join("\n");
 
@@ -164,9 +163,9 @@ export function launchCommands(
     if (survivesReload(command)) return command;
     slots.push(slot);
     variables.push(
-      `${LAUNCHER_PREFIX}${slot}_PATH=${command.path}`,
-      `${LAUNCHER_PREFIX}${slot}_ARGC=${command.argv.length}`,
-      ...command.argv.map((word, index) => `${LAUNCHER_PREFIX}${slot}_${index}=${word}`),
+      `${LAUNCHER_VARIABLE_PREFIX}${slot}_PATH=${command.path}`,
+      `${LAUNCHER_VARIABLE_PREFIX}${slot}_ARGC=${command.argv.length}`,
+      ...command.argv.map((word, index) => `${LAUNCHER_VARIABLE_PREFIX}${slot}_${index}=${word}`),
     );
     return { path: LAUNCHER_SHELL, argv: [LAUNCHER_SHELL, "-c", LAUNCHER_STUB, LAUNCHER_NAME, slot], ignoreFailure: command.ignoreFailure };
   };
@@ -174,12 +173,12 @@ export function launchCommands(
   const execStart = commands.execStart.map((command, index) => launch(command, `START${index}`));
   if (slots.length === 0) return { ...commands };
 
-  const clash = commands.environment.map(variableName).find((name) => name.startsWith(LAUNCHER_PREFIX));
+  const clash = commands.environment.map(variableName).find((name) => name.startsWith(LAUNCHER_VARIABLE_PREFIX));
   if (clash !== undefined) {
     throw new VksError(`${describeEnvironment(clash)}: environment variable ${clash} is reserved for vks' command launcher`, {
       exitCode: ExitCode.invalidInput,
       hint:
-        `rename the variable: names starting with ${LAUNCHER_PREFIX} carry the argv of commands holding "$" or ";" ` +
+        `rename the variable: names starting with ${LAUNCHER_VARIABLE_PREFIX} carry the argv of commands holding "$" or ";" ` +
         "(systemd would alter those words after a daemon-reload)",
     });
   }
@@ -192,7 +191,7 @@ export function launchCommands(
   }
   const shellOwned = SHELL_OWNED_VARIABLES.flatMap((name) => {
     const value = lastValues.get(name);
-    return value === undefined ? [] : [`${LAUNCHER_PREFIX}ENV_${name}=${value}`];
+    return value === undefined ? [] : [`${LAUNCHER_VARIABLE_PREFIX}ENV_${name}=${value}`];
   });
   return {
     execStartPre,
@@ -201,8 +200,8 @@ export function launchCommands(
       ...commands.environment,
       ...variables,
       ...shellOwned,
-      `${LAUNCHER_PREFIX}SLOTS=${slots.join(" ")}`,
-      `${LAUNCHER_PREFIX}SCRIPT=${LAUNCHER_SCRIPT}`,
+      `${LAUNCHER_VARIABLE_PREFIX}SLOTS=${slots.join(" ")}`,
+      `${LAUNCHER_SCRIPT_VARIABLE}=${LAUNCHER_SCRIPT}`,
     ],
   };
 }
