@@ -124,6 +124,9 @@ export class KubeletApiServer {
     });
     this.tls = tls;
     tls.on("secureConnection", (socket: TLSSocket) => {
+      // Streams are chatty (SPDY opens each stream with a request and a reply): Nagle plus delayed ACKs
+      // would hold each small frame back for tens of milliseconds.
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
       this.http.emit("connection", socket);

@@ -84,6 +84,8 @@ function dialBackend(target: BackendTarget): Promise<Duplex> {
     socket.once(target.tls === undefined ? "connect" : "secureConnect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
+      // As Go's dialer (kube-apiserver's): TCP_NODELAY, so streams' small frames are not held back by Nagle.
+      socket.setNoDelay(true);
       // Later failures surface as 'close' to whoever relays; an unheard 'error' would end the process.
       socket.on("error", () => undefined);
       resolve(socket);
