@@ -72,9 +72,9 @@ export async function podList(options: EngineSelection & { namespace?: string; o
         return [
           pod.metadata?.namespace ?? "",
           pod.metadata?.name ?? "",
-          `${statuses.filter((s) => s.ready).length}/${pod.spec?.containers.length ?? 0}`,
+          readyColumn(pod),
           displayStatus(pod),
-          String(statuses.reduce((sum, s) => sum + (s.restartCount ?? 0), 0)),
+          String([...(pod.status?.initContainerStatuses ?? []), ...statuses].reduce((sum, s) => sum + (s.restartCount ?? 0), 0)),
           formatAge(created),
         ];
       }),
@@ -86,9 +86,48 @@ function listObject(pods: V1Pod[]): { apiVersion: string; kind: string; items: V
   return { apiVersion: "v1", kind: "List", items: pods };
 }
 
+/** kubectl's READY column: ready app containers and sidecars over how many there are. */
+function readyColumn(pod: V1Pod): string {
+  const sidecarNames = new Set((pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name));
+  const readySidecars = (pod.status?.initContainerStatuses ?? []).filter((s) => sidecarNames.has(s.name) && s.started === true && s.ready).length;
+  const readyApps = (pod.status?.containerStatuses ?? []).filter((s) => s.ready).length;
+  return `${readyApps + readySidecars}/${(pod.spec?.containers.length ?? 0) + sidecarNames.size}`;
+}
+
+/**
+ * kubectl's STATUS for a pod still initializing: `Init:1/2` (index of the first init container not done,
+ * over how many there are), `Init:Error`, `Init:CrashLoopBackOff`, …; undefined once initialization is
+ * over. Sidecars that started count as done, as kubectl skips them.
+ */
+export function initDisplayStatus(pod: V1Pod): string | undefined {
+  const initContainers = pod.spec?.initContainers ?? [];
+  if (initContainers.length === 0) return undefined;
+  if (pod.status?.conditions?.some((c) => c.type === "Initialized" && c.status === "True")) return undefined;
+  const statuses = pod.status?.initContainerStatuses ?? [];
+  for (const [index, status] of statuses.entries()) {
+    const container = initContainers.find((c) => c.name === status.name);
+    if (container?.restartPolicy === "Always") {
+      if (status.started === true) continue;
+    } else if (status.state?.terminated?.exitCode === 0) {
+      continue;
+    }
+    const terminated = status.state?.terminated;
+    if (terminated !== undefined) {
+      if (terminated.reason) return `Init:${terminated.reason}`;
+      return terminated.signal ? `Init:Signal:${terminated.signal}` : `Init:ExitCode:${terminated.exitCode}`;
+    }
+    const waiting = status.state?.waiting?.reason;
+    if (waiting && waiting !== "PodInitializing") return `Init:${waiting}`;
+    return `Init:${index}/${initContainers.length}`;
+  }
+  return undefined;
+}
+
 /** kubectl's STATUS column: a container's waiting or terminated reason beats the phase. */
 export function displayStatus(pod: V1Pod): string {
   if (pod.metadata?.deletionTimestamp) return "Terminating";
+  const initializing = initDisplayStatus(pod);
+  if (initializing !== undefined) return initializing;
   for (const status of pod.status?.containerStatuses ?? []) {
     if (status.state?.waiting?.reason && status.state.waiting.reason !== "ContainerCreating") return status.state.waiting.reason;
   }

@@ -50,11 +50,56 @@ export async function podUp(options: PodUpOptions): Promise<number> {
       for (const pod of started) await engine.deletePod(pod).catch(() => undefined);
       throw err;
     }
-    if (options.detach || started.length === 0) return 0;
+    if (options.detach) return await waitForInitialization(engine, started);
+    if (started.length === 0) return 0;
     return await runInForeground(engine, started);
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * With --detach, nothing stays to start a pod's next init container when one finishes: the engine of this
+ * process drives the sequence, so `pod up -d` returns only once every pod with init containers is
+ * initialized (its app containers started) or failed. Returns the exit code: 1 when one failed.
+ */
+async function waitForInitialization(engine: PodEngine, pods: V1Pod[]): Promise<number> {
+  const pending = new Set(pods.filter((pod) => (pod.spec?.initContainers ?? []).length > 0).map(describe));
+  if (pending.size === 0) return 0;
+  let failed = false;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const shown = new Map<string, string>();
+  const onChange = (pod: V1Pod) => {
+    const key = describe(pod);
+    if (!pending.has(key)) return;
+    for (const status of pod.status?.initContainerStatuses ?? []) {
+      const line = describeContainerState(status);
+      if (shown.get(`${key}/${status.name}`) !== line) consola.info(`${key} init container ${status.name}: ${line}`);
+      shown.set(`${key}/${status.name}`, line);
+    }
+    const initialized = pod.status?.conditions?.some((c) => c.type === "Initialized" && c.status === "True") === true;
+    if (pod.status?.phase === "Failed") {
+      failed = true;
+      consola.error(`pod ${key} Failed during initialization`);
+    } else if (!initialized) {
+      return;
+    }
+    pending.delete(key);
+    if (pending.size === 0) resolveDone();
+  };
+  engine.notifyPods(onChange);
+  for (const pod of pods) {
+    const current = await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
+    if (current) onChange(current);
+  }
+  if (pending.size > 0) consola.info(`waiting for init containers of ${[...pending].join(", ")} (Ctrl-C leaves the sequence where it is; vks pod up resumes it)`);
+  const interrupted = new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await Promise.race([done, interrupted]);
+  return failed ? 1 : 0;
 }
 
 /** True when the pod should be created; a running pod is left alone unless --replace. */
@@ -66,6 +111,8 @@ async function prepareSlot(engine: PodEngine, pod: V1Pod, replace: boolean): Pro
   const finished = existing.status?.phase === "Succeeded" || existing.status?.phase === "Failed";
   if (!replace && !finished) {
     consola.info(`pod ${namespace}/${name} is already running; nothing to do (use --replace to recreate it)`);
+    // A pod whose init sequence lost its driver (an earlier vks stopped mid-way) continues from here.
+    await engine.resumePod(namespace, name);
     return false;
   }
   consola.info(`replacing pod ${namespace}/${name}${finished ? ` (it had ${existing.status?.phase === "Succeeded" ? "succeeded" : "failed"})` : ""}`);
@@ -83,7 +130,7 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
   const onChange = (pod: V1Pod) => {
     const key = describe(pod);
     if (!pods.some((p) => describe(p) === key)) return;
-    for (const status of pod.status?.containerStatuses ?? []) {
+    for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
       const line = describeContainerState(status);
       const id = `${key}/${status.name}`;
       if (lastShown.get(id) !== line) {
@@ -105,7 +152,7 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
   }
 
   const followers: Promise<void>[] = [];
-  const prefixed = pods.length > 1 || pods.some((pod) => (pod.spec?.containers.length ?? 0) > 1);
+  const prefixed = pods.length > 1 || pods.some((pod) => (pod.spec?.containers.length ?? 0) + (pod.spec?.initContainers?.length ?? 0) > 1);
   for (const pod of pods) {
     const podRecord = await engine.records.get(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
     if (!podRecord) continue;

@@ -14,6 +14,7 @@ import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../systemd/types.ts";
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
+import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 
@@ -50,6 +51,18 @@ interface TrackedPod {
   units: Record<string, UnitState | undefined>;
   /** Each container's resolved image ID, known once its image was resolved in this process. */
   imageIDs: Record<string, string>;
+  /**
+   * Every container's unit plan, init containers included, kept for the ones the init sequence starts
+   * later; absent after a vks restart until the pod needs one (then planned again from the record).
+   */
+  plans?: UnitPlan[];
+  /** Sidecars vks stopped because the app containers finished: not to be stopped (or restarted) again. */
+  stoppedSidecars: Set<string>;
+  /**
+   * Whether this process drives the pod's init sequence: it created or resumed the pod. A `pod ls` or
+   * `pod down` opening the records must never start a unit because it saw one change.
+   */
+  driving: boolean;
 }
 
 const SIGKILL = 9;
@@ -159,7 +172,11 @@ export class PodEngine implements PodProvider {
       logs,
     };
     const tracked = this.track(record);
-    for (const container of pod.spec?.containers ?? []) tracked.waiting[container.name] = { reason: "ContainerCreating" };
+    tracked.driving = true;
+    // With init containers, every container waits as PodInitializing (status.ts) until its turn.
+    if ((pod.spec?.initContainers ?? []).length === 0) {
+      for (const container of pod.spec?.containers ?? []) tracked.waiting[container.name] = { reason: "ContainerCreating" };
+    }
     this.emitPod(tracked);
 
     let plans: UnitPlan[];
@@ -175,13 +192,16 @@ export class PodEngine implements PodProvider {
       unitName: plan.unitName,
       image: containerImage(pod, plan.containerName),
     }));
+    tracked.plans = plans;
     this.track(record);
     // The record is written before any unit starts so that a crash in between leaves something gc and
     // reconcile can find, never an anonymous unit.
     await this.records.put(record);
     if (logs.mode === "file") await mkdir(logs.directory, { recursive: true });
     try {
-      await this.startUnits(tracked, plans);
+      // Without init containers that is every unit; with them, the first init container only: the rest
+      // start as unit changes show each one done (advance).
+      await this.startDue(tracked);
     } catch (err) {
       // The pod's log directory goes with it, so what the container said before failing goes into the error.
       const output = logs.mode === "file" ? await lastLogLines(logs.directory, plans) : "";
@@ -194,6 +214,57 @@ export class PodEngine implements PodProvider {
       }
       throw err;
     }
+  }
+
+  /**
+   * Starts what the init sequence says is due (init-sequence.ts), and stops sidecars once the app
+   * containers finished for good. Reads nothing but the tracked unit states, so it is the same after a
+   * vks restart. Call with the pod's lock held.
+   */
+  private async startDue(tracked: TrackedPod): Promise<void> {
+    const pod = tracked.record.manifest;
+    const step = nextInitStep(pod, tracked.units);
+    if (step.kind === "start") {
+      const plans = (await this.plansOf(tracked)).filter((plan) => step.containers.includes(plan.containerName));
+      await this.startUnits(tracked, plans);
+      // A container that is done the moment it started (an init container exiting at once) may have
+      // reported so before its unit state was read back: look again rather than wait for another signal.
+      const next = nextInitStep(pod, tracked.units);
+      if (next.kind === "start" && !next.containers.some((container) => step.containers.includes(container))) await this.startDue(tracked);
+      return;
+    }
+    if (step.kind === "failed") return;
+    for (const container of sidecarsToStop(pod, tracked.units)) {
+      const unit = tracked.units[container];
+      if (tracked.stoppedSidecars.has(container) || unit === undefined || unit.activeState === "inactive" || unit.activeState === "failed") continue;
+      tracked.stoppedSidecars.add(container);
+      this.emitEvent(pod, { type: "Normal", reason: "Killing", message: `Stopping container ${container}: the app containers finished`, container });
+      const unitName = tracked.record.units.find((candidate) => candidate.container === container)?.unitName;
+      if (unitName !== undefined) await this.systemd.stopUnit(unitName);
+    }
+  }
+
+  /** Runs startDue for a unit change, under the pod's lock; failures become events, not crashes. */
+  private advance(tracked: TrackedPod): void {
+    const pod = tracked.record.manifest;
+    if (!tracked.driving || (pod.spec?.initContainers ?? []).length === 0) return;
+    void this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
+      // The pod may have been deleted (or replaced) while this waited for the lock.
+      if (this.tracked.get(keyOf(tracked.record.namespace, tracked.record.name)) !== tracked) return;
+      await this.startDue(tracked);
+    }).catch((err: unknown) => {
+      this.emitEvent(pod, { type: "Warning", reason: "Failed", message: errorMessage(err) });
+      this.options.onProgress?.(`${describePod(pod)}: ${errorMessage(err)}`);
+    });
+  }
+
+  /** The pod's unit plans: kept from creation, or planned again (images resolved) after a vks restart. */
+  private async plansOf(tracked: TrackedPod): Promise<UnitPlan[]> {
+    if (tracked.plans !== undefined) return tracked.plans;
+    const pod = tracked.record.manifest;
+    const images = await this.resolveImages(pod, tracked);
+    tracked.plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs: tracked.record.logs, hostIP: this.options.hostIP });
+    return tracked.plans;
   }
 
   private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
@@ -235,11 +306,14 @@ export class PodEngine implements PodProvider {
 
   private async resolveImages(pod: V1Pod, tracked: TrackedPod): Promise<Record<string, ResolvedImage>> {
     const images: Record<string, ResolvedImage> = {};
-    const containers = pod.spec?.containers ?? [];
-    for (const [index, container] of containers.entries()) {
+    const containers = [
+      ...(pod.spec?.initContainers ?? []).map((container, index) => ({ container, path: `spec.initContainers[${index}]` })),
+      ...(pod.spec?.containers ?? []).map((container, index) => ({ container, path: `spec.containers[${index}]` })),
+    ];
+    for (const { container, path } of containers) {
       const reference = container.image ?? "";
       const policy = (container.imagePullPolicy as PullPolicy | undefined) ?? defaultPullPolicy(reference);
-      const fieldPath = `spec.containers[${index}].image`;
+      const fieldPath = `${path}.image`;
       // The kubelet's back-off between failed pulls: a retry within it fails at once with ImagePullBackOff.
       const backOffKey = `${keyOf(podKey(pod).namespace, podKey(pod).name)}/${container.name}/${reference}`;
       const started = performance.now();
@@ -320,10 +394,19 @@ export class PodEngine implements PodProvider {
     });
   }
 
+  /**
+   * Stops the pod's units as the kubelet ends a pod: app containers (and finished init containers)
+   * first, then its sidecars one by one, last first, so a sidecar outlives what depends on it.
+   */
   private async removePodUnits(tracked: TrackedPod): Promise<void> {
-    await Promise.all(tracked.record.units.map((unit) => this.systemd.stopUnit(unit.unitName)));
+    const sidecarNames = sidecars(tracked.record.manifest).map((container) => container.name);
+    const isSidecar = (container: string) => sidecarNames.includes(container);
+    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => this.systemd.stopUnit(unit.unitName)));
+    for (const container of [...sidecarNames].reverse()) {
+      const unit = tracked.record.units.find((candidate) => candidate.container === container);
+      if (unit !== undefined) await this.systemd.stopUnit(unit.unitName);
+    }
   }
-
   async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
     const tracked = this.tracked.get(keyOf(namespace, name));
     if (!tracked) return undefined;
@@ -437,19 +520,41 @@ export class PodEngine implements PodProvider {
       return;
     }
     await this.refreshUnits(tracked);
-    const missing = tracked.record.units.filter((unit) => tracked.units[unit.container] === undefined);
-    if (missing.length === 0 || finished) return;
+    if (finished) return;
+    if (nextInitStep(tracked.record.manifest, tracked.units).kind !== "initialized") {
+      // Mid-initialization (vks restarted, or the host rebooted and took every unit): resume the sequence.
+      await this.resumePod(tracked.record.namespace, tracked.record.name);
+      return;
+    }
+    // Init containers that ran to completion are not run again once app containers exist.
+    const runToCompletion = new Set(
+      (tracked.record.manifest.spec?.initContainers ?? []).filter((container) => container.restartPolicy !== "Always").map((container) => container.name),
+    );
+    const missing = tracked.record.units.filter(
+      (unit) => tracked.units[unit.container] === undefined && !runToCompletion.has(unit.container) && !tracked.stoppedSidecars.has(unit.container),
+    );
+    if (missing.length === 0) return;
     // Units vanish when the host reboots or vks died between writing the record and starting them.
     await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
-      const images = await this.resolveImages(tracked.record.manifest, tracked);
-      const plans = planPod({
-        pod: tracked.record.manifest,
-        images,
-        executables: resolveExecutables(tracked.record.manifest, images),
-        logs: tracked.record.logs,
-        hostIP: this.options.hostIP,
-      }).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
+      const plans = (await this.plansOf(tracked)).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
       await this.startUnits(tracked, plans);
+    });
+  }
+
+  /**
+   * Continues a pod's init sequence from where its units say it is: starts what is due, or nothing.
+   * For a pod adopted by a new vks process (serve restarted, or `pod up` finding a pod it created
+   * earlier); a pod whose app containers have units is left alone.
+   */
+  async resumePod(namespace: string, name: string): Promise<void> {
+    await this.withPodLock(namespace, name, async () => {
+      const tracked = this.tracked.get(keyOf(namespace, name));
+      if (tracked === undefined) return;
+      tracked.driving = true;
+      await this.refreshUnits(tracked);
+      if (nextInitStep(tracked.record.manifest, tracked.units).kind === "initialized") return;
+      await this.startDue(tracked);
+      this.emitPod(tracked);
     });
   }
 
@@ -468,7 +573,7 @@ export class PodEngine implements PodProvider {
 
   private track(record: PodRecord): TrackedPod {
     const key = keyOf(record.namespace, record.name);
-    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, imageIDs: {} };
+    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, imageIDs: {}, stoppedSidecars: new Set<string>(), driving: false };
     tracked.record = record;
     this.tracked.set(key, tracked);
     for (const unit of record.units) this.podByUnit.set(unit.unitName, key);
@@ -504,6 +609,7 @@ export class PodEngine implements PodProvider {
       });
     }
     this.emitPod(tracked);
+    this.advance(tracked);
   }
 
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
@@ -568,7 +674,7 @@ function describePod(pod: V1Pod): string {
 }
 
 function containerImage(pod: V1Pod, container: string): string {
-  return pod.spec?.containers.find((c) => c.name === container)?.image ?? "";
+  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === container)?.image ?? "";
 }
 
 /** Bare command names are looked up on the container's PATH, as a container runtime does in the image. */

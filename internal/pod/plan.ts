@@ -73,6 +73,39 @@ function restartSettings(policy: RestartPolicy): { restart: ServiceRestart; rema
   }
 }
 
+/**
+ * Restart= for an init container. A sidecar (restartPolicy Always on the init container) restarts
+ * whatever the pod's policy, like an app container of an Always pod. A run-to-completion init container
+ * is retried on failure unless the pod says Never (the kubelet treats Always as OnFailure for them), and
+ * stays loaded once it exited so the sequence (and a vks restarted mid-sequence) sees that it succeeded.
+ */
+function initRestartSettings(policy: RestartPolicy, restartable: boolean): { restart: ServiceRestart; remainAfterExit: boolean } {
+  if (restartable) return { restart: "always", remainAfterExit: false };
+  return { restart: policy === "Never" ? "no" : "on-failure", remainAfterExit: true };
+}
+
+/** Which list of the pod spec a container comes from, and where in it. */
+interface ContainerSlot {
+  container: V1Container;
+  /** `spec.containers[1]` or `spec.initContainers[0]`, for messages. */
+  path: string;
+  /** Present for init containers: their position in spec.initContainers. */
+  initOrder?: number;
+}
+
+/** Init containers first, in order, then app containers: the order in which they start. */
+function containerSlots(pod: V1Pod): ContainerSlot[] {
+  return [
+    ...(pod.spec?.initContainers ?? []).map((container, index) => ({ container, path: `spec.initContainers[${index}]`, initOrder: index })),
+    ...(pod.spec?.containers ?? []).map((container, index) => ({ container, path: `spec.containers[${index}]` })),
+  ];
+}
+
+/** True for a Kubernetes sidecar: an init container with `restartPolicy: Always`. */
+export function isRestartableInitContainer(container: V1Container): boolean {
+  return container.restartPolicy === "Always";
+}
+
 /** Where argv came from, for messages that must point at the field to change. */
 interface Argv {
   argv: string[];
@@ -142,10 +175,9 @@ function podIdentity(pod: V1Pod): { namespace: string; name: string; uid: string
 export function executablesNeeded(pod: V1Pod, images: Record<string, ResolvedImage>): string[] {
   const needed = new Set<string>();
   const resolution: EnvResolution = { mode: "lenient", host: {} };
-  (pod.spec?.containers ?? []).forEach((container, index) => {
+  containerSlots(pod).forEach(({ container, path: containerPath }) => {
     const image = images[container.name];
     if (image === undefined) return;
-    const containerPath = `spec.containers[${index}]`;
     const program = containerArgv(container, containerPath, image, containerEnv(pod, container, containerPath, resolution)).argv[0];
     if (program !== undefined && program !== "" && isBareName(program)) needed.add(program);
   });
@@ -220,9 +252,8 @@ function execStart(argv: Argv, workingDirectory: string | undefined, executables
   return { path, argv: argv.argv, ignoreFailure: false };
 }
 
-function planContainer(input: PlanInput, container: V1Container, index: number): UnitPlan {
+function planContainer(input: PlanInput, { container, path: containerPath, initOrder }: ContainerSlot): UnitPlan {
   const { pod } = input;
-  const containerPath = `spec.containers[${index}]`;
   const { namespace, name, uid } = podIdentity(pod);
   const image = containerImage(input.images, container, containerPath);
   const env = containerEnv(pod, container, containerPath, {
@@ -237,7 +268,9 @@ function planContainer(input: PlanInput, container: V1Container, index: number):
     );
   }
   const workingDirectory = container.workingDir ?? image.workingDirectory;
-  const { restart, remainAfterExit } = restartSettings(restartPolicyOf(pod));
+  const restartable = initOrder !== undefined && isRestartableInitContainer(container);
+  const { restart, remainAfterExit } =
+    initOrder === undefined ? restartSettings(restartPolicyOf(pod)) : initRestartSettings(restartPolicyOf(pod), restartable);
   const graceSeconds = Math.max(pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
   const logFile = input.logs.mode === "file" ? posix.join(input.logs.directory, `${container.name}.log`) : undefined;
   // Commands holding `$` or `;` would reach the program altered after any daemon-reload (launcher.ts).
@@ -252,7 +285,9 @@ function planContainer(input: PlanInput, container: V1Container, index: number):
 
   const properties: ServiceProperties = {
     description: `vks pod ${namespace}/${name} container ${container.name} (image ${image.reference})`,
-    type: serviceType(image, restart),
+    // A oneshot init container would hold its start job (and the engine's sequence) until it exits;
+    // exec with RemainAfterExit reports its exit just the same.
+    type: initOrder === undefined ? serviceType(image, restart) : serviceType(image, "always"),
     execStart: commands.execStart,
     execStartPre: commands.execStartPre,
     environment: commands.environment,
@@ -274,18 +309,20 @@ function planContainer(input: PlanInput, container: V1Container, index: number):
     unitName: unitNameFor({ namespace, pod: name, container: container.name, uid }),
     containerName: container.name,
     properties,
+    ...(initOrder === undefined ? {} : { init: { order: initOrder, restartable } }),
   };
 }
 
 /**
- * One unit per container, in spec order. Throws a VksError naming the pod and the field when a container
- * cannot run.
+ * One unit per container: init containers first (in spec order, each plan carrying its `init` place),
+ * then app containers in spec order. Which of them start when is the engine's (init-sequence.ts).
+ * Throws a VksError naming the pod and the field when a container cannot run.
  */
 export function planPod(input: PlanInput): UnitPlan[] {
   const { namespace, name } = podIdentity(input.pod);
-  return (input.pod.spec?.containers ?? []).map((container, index) => {
+  return containerSlots(input.pod).map((slot) => {
     try {
-      return planContainer(input, container, index);
+      return planContainer(input, slot);
     } catch (err) {
       if (!(err instanceof VksError)) throw err;
       throw new VksError(`pod ${namespace}/${name}: ${err.message}`, err.options);

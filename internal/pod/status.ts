@@ -166,6 +166,11 @@ function observeUnit(unit: UnitState, pod: V1Pod, container: string): ObservedCo
   }
 }
 
+/** The container's state as its unit shows it (for the init sequence, which must agree with status). */
+export function containerStateOfUnit(unit: UnitState, pod: V1Pod, container: string): V1ContainerState {
+  return observeUnit(unit, pod, container).state;
+}
+
 function unitNameOrUndefined(pod: V1Pod, container: string): string | undefined {
   const name = pod.metadata?.name;
   const uid = pod.metadata?.uid;
@@ -180,6 +185,31 @@ function unitNameOrUndefined(pod: V1Pod, container: string): string | undefined 
 /** Not the same termination: the engine may already remember the very exit the unit still shows. */
 function sameTermination(a: V1ContainerStateTerminated, b: V1ContainerStateTerminated): boolean {
   return a.exitCode === b.exitCode && a.finishedAt?.getTime() === b.finishedAt?.getTime() && a.startedAt?.getTime() === b.startedAt?.getTime();
+}
+
+/**
+ * True while the pod has init containers and no app container has a unit yet: a container without a unit
+ * is then one whose turn has not come, which the kubelet reports as waiting with reason PodInitializing.
+ */
+function initializing(input: PodStatusInput): boolean {
+  const spec = input.pod.spec;
+  if ((spec?.initContainers ?? []).length === 0) return false;
+  return (spec?.containers ?? []).every((container) => input.units[container.name] === undefined);
+}
+
+/**
+ * True once every app container has finished for good: restartPolicy Never, or OnFailure with every one
+ * exited 0. The kubelet then stops the pod's sidecars so the pod can complete.
+ */
+export function appContainersFinished(pod: V1Pod, units: Readonly<Record<string, UnitState | undefined>>): boolean {
+  const policy = pod.spec?.restartPolicy ?? "Always";
+  if (policy === "Always") return false;
+  return (pod.spec?.containers ?? []).every((container) => {
+    const unit = units[container.name];
+    if (unit === undefined || unit.loadState === "not-found") return false;
+    const terminated = observeUnit(unit, pod, container.name).state.terminated;
+    return terminated !== undefined && (policy === "Never" || terminated.exitCode === 0);
+  });
 }
 
 function containerStatusOf(input: PodStatusInput, container: V1Container): V1ContainerStatus {
@@ -197,6 +227,15 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
     const waiting = input.waiting[container.name];
     if (waiting !== undefined) {
       observed = { state: { waiting: { ...waiting } }, ready: false };
+    } else if (initializing(input)) {
+      observed = { state: { waiting: { reason: "PodInitializing" } }, ready: false };
+    } else if (isSidecar(container) && (input.pod.spec?.initContainers ?? []).includes(container) && appContainersFinished(pod, input.units)) {
+      // vks stopped it once the app containers finished (systemd then unloads the unit): a clean stop,
+      // which systemd counts as success. The exit the engine saw, if it saw it, is the better answer.
+      observed = {
+        state: { terminated: remembered ?? { exitCode: 0, reason: "Completed", message: "stopped by vks after the app containers finished" } },
+        ready: false,
+      };
     } else {
       // The pod is recorded but its unit is gone: the host rebooted or someone removed the unit.
       const unitName = unitNameOrUndefined(pod, container.name);
@@ -231,12 +270,56 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
   };
 }
 
-/** The kubelet's phase rules for a pod without init containers. */
-function podPhase(pod: V1Pod, statuses: V1ContainerStatus[]): string {
+/** The kubelet's sidecar test: an init container with restartPolicy Always. */
+function isSidecar(container: V1Container): boolean {
+  return container.restartPolicy === "Always";
+}
+
+/**
+ * The kubelet's count of init containers still to finish (run-to-completion ones not yet exited 0, or
+ * sidecars not yet started) and of run-to-completion ones that failed, as getPhase counts them.
+ */
+function initProgress(pod: V1Pod, initStatuses: V1ContainerStatus[]): { pendingRegular: number; pendingSidecars: number; failed: number } {
+  let pendingRegular = 0;
+  let pendingSidecars = 0;
+  let failed = 0;
+  (pod.spec?.initContainers ?? []).forEach((container, index) => {
+    const status = initStatuses[index];
+    if (isSidecar(container)) {
+      if (status?.state?.running !== undefined ? !status.started : status?.state?.waiting !== undefined && status.lastState?.terminated === undefined) {
+        pendingSidecars++;
+      }
+      return;
+    }
+    const terminated = status?.state?.terminated;
+    if (terminated !== undefined) {
+      if (terminated.exitCode !== 0) failed++;
+    } else if (status?.state?.waiting !== undefined && status.lastState?.terminated !== undefined) {
+      if (status.lastState.terminated.exitCode !== 0) failed++;
+    } else {
+      pendingRegular++;
+    }
+  });
+  return { pendingRegular, pendingSidecars, failed };
+}
+
+/**
+ * The kubelet's phase rules (getPhase): init containers first (a failed one under restartPolicy Never
+ * fails the pod; any still to finish keep it Pending), then the app containers and running sidecars.
+ */
+function podPhase(pod: V1Pod, statuses: V1ContainerStatus[], initStatuses: V1ContainerStatus[] = []): string {
+  const init = initProgress(pod, initStatuses);
+  if (init.failed > 0 && pod.spec?.restartPolicy === "Never") return "Failed";
+  const anyAppStarted = statuses.some((status) => status.state?.running !== undefined || status.state?.terminated !== undefined || status.lastState?.terminated !== undefined);
+  if (init.pendingRegular > 0 || (init.pendingSidecars > 0 && !anyAppStarted)) return "Pending";
   let running = 0;
   let waiting = 0;
   let stopped = 0;
   let succeeded = 0;
+  // Running sidecars count as running; stopped ones are ignored, as the kubelet does.
+  (pod.spec?.initContainers ?? []).forEach((container, index) => {
+    if (isSidecar(container) && initStatuses[index]?.state?.running !== undefined) running++;
+  });
   for (const status of statuses) {
     if (status.state?.running !== undefined) {
       running++;
@@ -274,33 +357,81 @@ function condition(type: string, isTrue: boolean, lastTransitionTime: Date | und
  * units: readiness changed when the last container started (or the first unready one stopped); the pod
  * was scheduled, initialized and ready to start containers when vks accepted it.
  */
-function podConditions(input: PodStatusInput, statuses: V1ContainerStatus[], phase: string): V1PodCondition[] {
+function podConditions(
+  input: PodStatusInput,
+  statuses: V1ContainerStatus[],
+  phase: string,
+  initStatuses: V1ContainerStatus[] = [],
+): V1PodCondition[] {
   const accepted = input.startTime ?? input.pod.metadata?.creationTimestamp;
-  const unready = statuses.filter((status) => !status.ready);
+  // Sidecars count toward readiness like app containers (the kubelet's ContainersReady).
+  const sidecarStatuses = (input.pod.spec?.initContainers ?? []).flatMap((container, index) => {
+    const status = initStatuses[index];
+    return isSidecar(container) && status !== undefined ? [status] : [];
+  });
+  const unready = [...sidecarStatuses, ...statuses].filter((status) => !status.ready);
   const allReady = unready.length === 0;
   const readinessChanged = allReady
-    ? latestDate(statuses.map((status) => status.state?.running?.startedAt))
+    ? latestDate([...sidecarStatuses, ...statuses].map((status) => status.state?.running?.startedAt))
     : latestDate(unready.map((status) => status.state?.terminated?.finishedAt ?? status.lastState?.terminated?.finishedAt));
   const readyTime = readinessChanged ?? accepted;
   const reason = allReady ? undefined : phase === "Succeeded" ? "PodCompleted" : "ContainersNotReady";
   const message = allReady || phase === "Succeeded" ? undefined : `containers with unready status: [${unready.map((status) => status.name).join(" ")}]`;
   return [
     condition("PodReadyToStartContainers", input.startTime !== undefined, accepted),
-    condition("Initialized", true, accepted),
+    initializedCondition(input, statuses, initStatuses, phase, accepted),
     condition("Ready", allReady, readyTime, reason, message),
     condition("ContainersReady", allReady, readyTime, reason, message),
     condition("PodScheduled", true, input.pod.metadata?.creationTimestamp ?? accepted),
   ];
 }
 
+/**
+ * The kubelet's Initialized condition: False (ContainersNotInitialized) until every run-to-completion init
+ * container exited 0 and every sidecar started, or once any app container started (a restarting sidecar
+ * does not un-initialize a pod). It changed when the last init container finished or the last sidecar
+ * started; without init containers, when vks accepted the pod.
+ */
+function initializedCondition(
+  input: PodStatusInput,
+  statuses: V1ContainerStatus[],
+  initStatuses: V1ContainerStatus[],
+  phase: string,
+  accepted: Date | undefined,
+): V1PodCondition {
+  const initContainers = input.pod.spec?.initContainers ?? [];
+  if (initContainers.length === 0) return condition("Initialized", true, accepted);
+  const incomplete = initContainers.filter((container, index) => {
+    const status = initStatuses[index];
+    if (isSidecar(container)) return status?.started !== true;
+    return status?.state?.terminated === undefined || status.state.terminated.exitCode !== 0;
+  });
+  const doneAt = latestDate(initStatuses.map((status) => status.state?.terminated?.finishedAt ?? status.state?.running?.startedAt)) ?? accepted;
+  if (phase === "Succeeded") return condition("Initialized", true, doneAt, "PodCompleted");
+  const anyAppStarted = statuses.some((status) => status.started === true || status.state?.terminated !== undefined || status.lastState?.terminated !== undefined);
+  if (incomplete.length === 0 || anyAppStarted) return condition("Initialized", true, doneAt);
+  return condition(
+    "Initialized",
+    false,
+    accepted,
+    "ContainersNotInitialized",
+    `containers with incomplete status: [${incomplete.map((container) => container.name).join(" ")}]`,
+  );
+}
+
 /** The pod's status as the kubelet would write it. Pure: everything it looks at is in `input`. */
 export function podStatus(input: PodStatusInput): V1PodStatus {
   const { pod } = input;
+  // The kubelet's prober marks an init container that exited 0 ready; a sidecar is ready while it runs.
+  const initStatuses = (pod.spec?.initContainers ?? []).map((container) => {
+    const status = containerStatusOf(input, container);
+    return isSidecar(container) ? status : { ...status, ready: status.state?.terminated?.exitCode === 0 };
+  });
   const statuses = (pod.spec?.containers ?? []).map((container) => containerStatusOf(input, container));
-  const phase = podPhase(pod, statuses);
+  const phase = podPhase(pod, statuses, initStatuses);
   return {
     phase,
-    conditions: podConditions(input, statuses, phase),
+    conditions: podConditions(input, statuses, phase, initStatuses),
     hostIP: input.hostIP,
     hostIPs: [{ ip: input.hostIP }],
     podIP: input.hostIP,
@@ -308,6 +439,7 @@ export function podStatus(input: PodStatusInput): V1PodStatus {
     ...(input.startTime === undefined ? {} : { startTime: input.startTime }),
     // Immutable once the API server has set it, so an existing value is kept.
     qosClass: pod.status?.qosClass ?? podQOSClass(pod),
+    ...(initStatuses.length === 0 ? {} : { initContainerStatuses: initStatuses }),
     containerStatuses: statuses,
   };
 }

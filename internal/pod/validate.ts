@@ -151,6 +151,7 @@ function checkContainer(
   names: Map<string, string>,
   ignorableVolumes: Set<string>,
   problems: Problems,
+  kind: "app" | "init" = "app",
 ): void {
   if (!isFields(container)) {
     problems.add(path, "must be a mapping");
@@ -194,10 +195,33 @@ function checkContainer(
   if (isNonEmptyList(container.volumeDevices)) {
     problems.add(`${path}.volumeDevices`, "not supported: vks attaches no block devices");
   }
-  if (container.restartPolicy !== undefined) {
+  if (kind === "init") {
+    checkInitContainerRules(container, path, problems);
+  } else if (container.restartPolicy !== undefined) {
     problems.add(`${path}.restartPolicy`, "not supported: set restartPolicy for the whole pod in spec.restartPolicy");
   }
   checkSecurityContext(container.securityContext, `${path}.securityContext`, problems);
+}
+
+/** Fields Kubernetes refuses on an init container that runs to completion (all of them fine on a sidecar). */
+const RUN_TO_COMPLETION_FORBIDDEN = ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] as const;
+
+/**
+ * Kubernetes' rules for init containers: restartPolicy may only be Always (which makes it a sidecar that
+ * keeps running next to the app containers); one that runs to completion has no hooks or probes.
+ */
+function checkInitContainerRules(container: Fields, path: string, problems: Problems): void {
+  const restartPolicy = container.restartPolicy;
+  if (restartPolicy !== undefined && restartPolicy !== "Always") {
+    problems.add(
+      `${path}.restartPolicy`,
+      `Unsupported value: ${JSON.stringify(restartPolicy)}: supported values: "Always" (a sidecar); leave it unset for an init container that runs to completion`,
+    );
+  }
+  if (restartPolicy === "Always") return;
+  for (const field of RUN_TO_COMPLETION_FORBIDDEN) {
+    if (container[field] !== undefined) problems.add(`${path}.${field}`, "may not be set for init containers without restartPolicy=Always");
+  }
 }
 
 function podProblems(pod: V1Pod): FieldProblem[] {
@@ -229,10 +253,18 @@ function podProblems(pod: V1Pod): FieldProblem[] {
   for (const volume of volumes) {
     if (isServiceAccountTokenVolume(volume) && isFields(volume) && typeof volume.name === "string") ignorableVolumes.add(volume.name);
   }
+  // Container names are unique across init and app containers: both name units and log streams.
+  const names = new Map<string, string>();
+  if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers)) {
+    problems.add("spec.initContainers", "must be a list of containers");
+  } else {
+    (spec.initContainers ?? []).forEach((container, index) =>
+      checkContainer(container, `spec.initContainers[${index}]`, names, ignorableVolumes, problems, "init"),
+    );
+  }
   if (!isNonEmptyList(spec.containers)) {
     problems.add("spec.containers", "must list at least one container");
   } else {
-    const names = new Map<string, string>();
     spec.containers.forEach((container, index) =>
       checkContainer(container, `spec.containers[${index}]`, names, ignorableVolumes, problems),
     );
@@ -242,9 +274,6 @@ function podProblems(pod: V1Pod): FieldProblem[] {
       problems.add(`spec.volumes[${index}]`, "not supported: vks runs containers on the host filesystem and mounts nothing");
     }
   });
-  if (isNonEmptyList(spec.initContainers)) {
-    problems.add("spec.initContainers", "not supported: run the setup as part of the container's command");
-  }
   if (isNonEmptyList(spec.ephemeralContainers)) {
     problems.add("spec.ephemeralContainers", "not supported");
   }
@@ -296,8 +325,11 @@ export function podWarnings(pod: V1Pod): FieldProblem[] {
   const warnings = new Problems();
   const spec = pod.spec;
   if (spec === undefined) return warnings.list;
-  (spec.containers ?? []).forEach((container, index) => {
-    const path = `spec.containers[${index}]`;
+  const everyContainer = [
+    ...(spec.initContainers ?? []).map((container, index) => ({ container, path: `spec.initContainers[${index}]` })),
+    ...(spec.containers ?? []).map((container, index) => ({ container, path: `spec.containers[${index}]` })),
+  ];
+  everyContainer.forEach(({ container, path }) => {
     for (const probe of PROBES) {
       if (container[probe] !== undefined) {
         warnings.add(`${path}.${probe}`, "ignored: vks runs no probes; a running container counts as ready");

@@ -52,6 +52,12 @@ export interface UnitPlan {
   unitName: string;
   containerName: string;
   properties: ServiceProperties;
+  /**
+   * Set only for an init container: its place in spec.initContainers (they start one after another, in
+   * this order, before any app container), and whether it is restartable (`restartPolicy: Always`, a
+   * sidecar that keeps running next to the app containers instead of running to completion).
+   */
+  init?: { order: number; restartable: boolean };
 }
 
 /** CLD_* codes systemd reports in ExecMainCode. */

@@ -63,7 +63,7 @@ function runCase(name: string): { kind: "plan" | "error"; text: string } {
       const pod = structuredClone(parsed);
       pod.metadata = { ...pod.metadata, namespace: pod.metadata?.namespace || "default", uid: pod.metadata?.uid || DEFAULT_UID };
       const images: Record<string, ResolvedImage> = {};
-      for (const container of pod.spec?.containers ?? []) {
+      for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
         const image = imagesByReference[container.image ?? ""];
         if (image === undefined) throw new Error(`testdata/images.json has no image "${container.image}"`);
         images[container.name] = image;

@@ -179,7 +179,7 @@ describe("validatePod", () => {
     const candidate = pod({
       spec: {
         containers: [{ name: "main", image: "x", restartPolicy: "Always" }],
-        initContainers: [{ name: "init", image: "x" }],
+        initContainers: [{ name: "init", image: "x", restartPolicy: "OnFailure" }],
         restartPolicy: "Sometimes",
         terminationGracePeriodSeconds: -1,
         os: { name: "windows" },
@@ -189,10 +189,14 @@ describe("validatePod", () => {
     });
     expect(problemsOf(candidate)).toEqual([
       {
+        path: "spec.initContainers[0].restartPolicy",
+        message:
+          'Unsupported value: "OnFailure": supported values: "Always" (a sidecar); leave it unset for an init container that runs to completion',
+      },
+      {
         path: "spec.containers[0].restartPolicy",
         message: "not supported: set restartPolicy for the whole pod in spec.restartPolicy",
       },
-      { path: "spec.initContainers", message: "not supported: run the setup as part of the container's command" },
       { path: "spec.restartPolicy", message: "must be one of Always, OnFailure, Never" },
       { path: "spec.terminationGracePeriodSeconds", message: "must be an integer of 0 or more" },
       { path: "spec.os.name", message: 'must be "linux": vks runs Linux processes' },
