@@ -12,10 +12,11 @@ const up = defineCommand({
 Examples:
   vks pod up examples/hello.yaml              # run in the foreground; Ctrl-C stops the pod
   vks pod up -d examples/sleep.yaml           # start and return
-  cat pod.yaml | vks pod up --replace -d -    # recreate from standard input`,
+  cat pod.yaml | vks pod up --replace -d -    # recreate from standard input
+  vks pod up -d deployment.yaml               # a Deployment's replicas, named as its controller would`,
   },
   args: {
-    file: { type: "positional", description: "Pod manifest (YAML, one or more documents of kind Pod); - for stdin", required: true },
+    file: { type: "positional", description: "Manifest (YAML: Pods, or Deployment/ReplicaSet/StatefulSet/DaemonSet/Job to run their pod template); - for stdin", required: true },
     detach: { type: "boolean", alias: "d", description: "Start the pods and return instead of following them", default: false },
     replace: { type: "boolean", description: "Recreate pods that already run", default: false },
     "log-mode": { type: "string", description: "Where container output goes: auto (journal if journald runs, else files), journal, file", default: "auto" },
@@ -47,7 +48,7 @@ Examples:
   vks pod down examples/hello.yaml`,
   },
   args: {
-    target: { type: "positional", description: "Pod name, or a manifest file whose pods to stop", required: true },
+    target: { type: "positional", description: "Pod name, or a manifest file whose pods (and its workloads' pods) to stop", required: true },
     namespace: { type: "string", alias: "n", description: "Namespace of a pod given by name (default: default)" },
     "ignore-not-found": { type: "boolean", description: "A pod that does not exist is not an error", default: false },
     ...managerArgs,

@@ -2,10 +2,11 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { ExitCode, NotFoundError, VksError } from "../errors.ts";
-import { parseManifests } from "../pod/manifest.ts";
+import { parseManifestContents } from "../pod/manifest.ts";
+import type { Workload } from "../pod/workloads.ts";
 
-/** Reads pod manifests from a file, or from standard input for `-`. */
-export async function readPodManifests(file: string): Promise<{ pods: V1Pod[]; source: string }> {
+/** Reads pod manifests (Pods and workloads) from a file, or from standard input for `-`. */
+export async function readPodManifests(file: string): Promise<{ pods: V1Pod[]; workloads: Workload[]; source: string }> {
   const source = file === "-" ? "<stdin>" : file;
   let text: string;
   if (file === "-") {
@@ -18,11 +19,14 @@ export async function readPodManifests(file: string): Promise<{ pods: V1Pod[]; s
       throw new VksError(`${file}: cannot read: ${(err as Error).message}`, { exitCode: ExitCode.notFound });
     }
   }
-  const pods = parseManifests(text, source);
-  if (pods.length === 0) {
-    throw new VksError(`${source}: no pod in the manifest`, { exitCode: ExitCode.invalidInput, hint: "a manifest holds one or more YAML documents of kind Pod" });
+  const { pods, workloads } = parseManifestContents(text, source);
+  if (pods.length === 0 && workloads.length === 0) {
+    throw new VksError(`${source}: no pod in the manifest`, {
+      exitCode: ExitCode.invalidInput,
+      hint: "a manifest holds one or more YAML documents of kind Pod (or Deployment, ReplicaSet, StatefulSet, DaemonSet, Job)",
+    });
   }
-  return { pods, source };
+  return { pods, workloads, source };
 }
 
 /** `pod down` takes a name or a manifest: a path that exists, `-`, or a name ending in .yaml/.yml is a file. */

@@ -6,6 +6,7 @@ import { formatAge, renderTable, type OutputFormat } from "../cli/output.ts";
 import { ExitCode, NotFoundError, VksError } from "../errors.ts";
 import { streamContainerLog } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
+import { podWorkload, workloadKey } from "../pod/workloads.ts";
 import { PodRecordStore, stateDirFor } from "../state/records.ts";
 import { looksLikeManifestPath, readPodManifests } from "./manifest-input.ts";
 
@@ -28,11 +29,16 @@ export async function podDown(
   options: EngineSelection & { targets: string[]; namespace?: string; ignoreNotFound: boolean },
 ): Promise<void> {
   const wanted: { namespace: string; name: string }[] = [];
+  /** The file's workloads: their pods are found by the group marker, not by their generated names. */
+  const workloads: { namespace: string; key: string }[] = [];
   for (const target of options.targets) {
     if (looksLikeManifestPath(target)) {
-      const { pods } = await readPodManifests(target);
+      const { pods, workloads: fileWorkloads } = await readPodManifests(target);
       for (const pod of pods) {
         wanted.push({ namespace: pod.metadata?.namespace || options.namespace || "default", name: pod.metadata?.name ?? "" });
+      }
+      for (const workload of fileWorkloads) {
+        workloads.push({ namespace: workload.namespace === "default" ? options.namespace || "default" : workload.namespace, key: workloadKey(workload) });
       }
     } else {
       wanted.push({ namespace: options.namespace ?? "default", name: target });
@@ -40,6 +46,17 @@ export async function podDown(
   }
   await withEngine(options, async (engine) => {
     const missing = [];
+    if (workloads.length > 0) {
+      const recorded = await engine.listPods();
+      for (const { namespace, key } of workloads) {
+        const members = recorded.filter((pod) => (pod.metadata?.namespace ?? "default") === namespace && podWorkload(pod) === key);
+        if (members.length === 0) missing.push(`${namespace}/${key} (no pods)`);
+        for (const pod of members) {
+          await engine.deletePod(pod);
+          consola.success(`pod ${namespace}/${pod.metadata?.name ?? ""} removed (${key})`);
+        }
+      }
+    }
     for (const { namespace, name } of wanted) {
       const pod = await engine.getPod(namespace, name);
       if (!pod) {
@@ -64,8 +81,11 @@ export async function podList(options: EngineSelection & { namespace?: string; o
     if (options.output === "json") return JSON.stringify(listObject(pods), null, 2);
     if (options.output === "yaml") return stringify(JSON.parse(JSON.stringify(listObject(pods))));
     if (pods.length === 0) return "No pods.";
+    // Pods a workload created show it (Deployment/web), as kubectl describe's "Controlled By"; the column
+    // appears only when there is something to show.
+    const grouped = pods.some((pod) => podWorkload(pod) !== undefined);
     return renderTable(
-      ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+      ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", ...(grouped ? ["WORKLOAD"] : [])],
       pods.map((pod) => {
         const statuses = pod.status?.containerStatuses ?? [];
         const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp) : new Date();
@@ -76,6 +96,7 @@ export async function podList(options: EngineSelection & { namespace?: string; o
           displayStatus(pod),
           String([...(pod.status?.initContainerStatuses ?? []), ...statuses].reduce((sum, s) => sum + (s.restartCount ?? 0), 0)),
           formatAge(created),
+          ...(grouped ? [podWorkload(pod) ?? ""] : []),
         ];
       }),
     );

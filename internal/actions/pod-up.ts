@@ -1,10 +1,11 @@
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { consola } from "consola";
 import type { ManagerScope } from "../systemd/types.ts";
-import { errorMessage } from "../errors.ts";
+import { ValidationError, errorMessage } from "../errors.ts";
 import { streamContainerLog, type LogModeSetting } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
 import { podWarnings } from "../pod/validate.ts";
+import { initialPods, jobStep, podWorkload, templateProblemPath, workloadKey, workloadPod, type Workload } from "../pod/workloads.ts";
 import { readPodManifests } from "./manifest-input.ts";
 
 export interface PodUpOptions {
@@ -23,7 +24,7 @@ export interface PodUpOptions {
  * presses Ctrl-C, which tears them down. Returns the process exit code.
  */
 export async function podUp(options: PodUpOptions): Promise<number> {
-  const { pods, source } = await readPodManifests(options.file);
+  const { pods, workloads, source } = await readPodManifests(options.file);
   const engine = await PodEngine.open({
     scope: options.scope,
     stateDir: options.stateDir,
@@ -36,7 +37,16 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     for (const pod of normalized) {
       for (const warning of podWarnings(pod)) consola.warn(`${describe(pod)}: ${warning.path}: ${warning.message}`);
     }
+    // Every workload's pods are validated (with paths in the workload document) before any pod starts.
+    const workloadPods = workloads.map((workload) => ({ workload, pods: initialPods(workload).map((pod) => normalizeWorkloadPod(engine, workload, pod)) }));
+    for (const { workload, pods: created } of workloadPods) {
+      const label = `${workload.namespace}/${workloadKey(workload)}`;
+      for (const warning of workload.warnings) consola.warn(`${label}: ${warning.path}: ${warning.message}`);
+      const [sample] = created;
+      for (const warning of sample === undefined ? [] : podWarnings(sample)) consola.warn(`${label}: ${templateProblemPath(warning.path)}: ${warning.message}`);
+    }
     const started: V1Pod[] = [];
+    const jobs: Workload[] = [];
     try {
       for (const pod of normalized) {
         if (await prepareSlot(engine, pod, options.replace)) {
@@ -45,16 +55,69 @@ export async function podUp(options: PodUpOptions): Promise<number> {
           consola.success(`pod ${describe(pod)} created`);
         }
       }
+      for (const { workload, pods: created } of workloadPods) {
+        if (!(await prepareWorkloadSlot(engine, workload, options.replace))) continue;
+        for (const pod of created) {
+          await engine.createPod(pod);
+          started.push(pod);
+          consola.success(`pod ${describe(pod)} created (${workloadKey(workload)})`);
+        }
+        if (workload.job) jobs.push(workload);
+      }
     } catch (err) {
       // All or nothing: a manifest whose third pod fails leaves no first two behind.
       for (const pod of started) await engine.deletePod(pod).catch(() => undefined);
       throw err;
     }
-    if (options.detach) return await waitForInitialization(engine, started);
+    if (options.detach) {
+      for (const job of jobs) warnDetachedJob(job);
+      return await waitForInitialization(engine, started);
+    }
     if (started.length === 0) return 0;
-    return await runInForeground(engine, started);
+    return await runInForeground(engine, started, jobs);
   } finally {
     await engine.close();
+  }
+}
+
+/** Validates a workload's pod as the engine will, reporting problems where they are in the workload document. */
+function normalizeWorkloadPod(engine: PodEngine, workload: Workload, pod: V1Pod): V1Pod {
+  try {
+    return engine.normalize(pod, workload.source);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    throw new ValidationError(err.source, err.problems.map((problem) => ({ ...problem, path: templateProblemPath(problem.path) })));
+  }
+}
+
+/**
+ * True when the workload's pods should be created. Its pods are found by the group marker: while any of
+ * them runs the workload is left alone unless --replace; finished ones (a Job that ran) are replaced.
+ */
+async function prepareWorkloadSlot(engine: PodEngine, workload: Workload, replace: boolean): Promise<boolean> {
+  const key = workloadKey(workload);
+  const existing = (await engine.listPods()).filter((pod) => (pod.metadata?.namespace ?? "default") === workload.namespace && podWorkload(pod) === key);
+  if (existing.length === 0) return true;
+  const running = existing.filter((pod) => pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed");
+  if (!replace && running.length > 0) {
+    consola.info(`${workload.namespace}/${key} already has pods (${existing.map((pod) => pod.metadata?.name).join(", ")}); nothing to do (use --replace to recreate them)`);
+    return false;
+  }
+  consola.info(`replacing the pods of ${workload.namespace}/${key}: ${existing.map((pod) => pod.metadata?.name).join(", ")}`);
+  for (const pod of existing) await engine.deletePod(pod);
+  return true;
+}
+
+/** With --detach nothing stays to act as the Job controller; say what that leaves out. */
+function warnDetachedJob(job: Workload): void {
+  const settings = job.job;
+  if (settings === undefined) return;
+  const missing: string[] = [];
+  if (settings.restartPolicy === "Never" && settings.backoffLimit > 0) missing.push("a failed pod is not replaced (backoffLimit)");
+  if (settings.restartPolicy === "OnFailure") missing.push("restarts are not limited by backoffLimit");
+  if (settings.completions > settings.parallelism) missing.push(`only ${settings.parallelism} of ${settings.completions} completions run`);
+  if (missing.length > 0) {
+    consola.warn(`${job.namespace}/${workloadKey(job)}: with --detach no Job controller stays: ${missing.join("; ")}; run pod up in the foreground for those`);
   }
 }
 
@@ -120,12 +183,41 @@ async function prepareSlot(engine: PodEngine, pod: V1Pod, replace: boolean): Pro
   return true;
 }
 
-async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number> {
+/** A Job run in the foreground: vks acts as its controller (jobStep) for as long as pod up runs. */
+interface JobRun {
+  workload: Workload;
+  /** Every pod created for the Job, by name, with its latest known state. */
+  pods: Map<string, V1Pod>;
+  /** Complete or Failed once decided; the Job's pods are then no longer watched for it. */
+  outcome?: "Complete" | "Failed";
+  /** Job steps run one after another, as pod changes arrive. */
+  queue: Promise<void>;
+}
+
+async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads: Workload[]): Promise<number> {
   const logsAbort = new AbortController();
   const lastShown = new Map<string, string>();
+  const pods = [...initial];
+  const jobByPod = new Map<string, JobRun>();
+  const jobs: JobRun[] = jobWorkloads.map((workload) => ({ workload, pods: new Map(), queue: Promise.resolve() }));
+  for (const job of jobs) {
+    for (const pod of pods) {
+      if (podWorkload(pod) === workloadKey(job.workload) && pod.metadata?.namespace === job.workload.namespace) {
+        job.pods.set(describe(pod), pod);
+        jobByPod.set(describe(pod), job);
+      }
+    }
+  }
+  // Pods outside a Job finish on their own; their results are the exit code with the Jobs' outcomes.
   const finished = new Map<string, boolean>();
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  const checkDone = () => {
+    const standalone = pods.filter((pod) => !jobByPod.has(describe(pod)));
+    if (standalone.some((pod) => !finished.has(describe(pod))) || jobs.some((job) => job.outcome === undefined)) return;
+    const ok = standalone.every((pod) => finished.get(describe(pod))) && jobs.every((job) => job.outcome === "Complete");
+    resolveDone(ok ? 0 : 1);
+  };
 
   const onChange = (pod: V1Pod) => {
     const key = describe(pod);
@@ -142,22 +234,75 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
     if (phase === "Succeeded" || phase === "Failed") {
       if (!finished.has(key)) consola[phase === "Succeeded" ? "success" : "error"](`pod ${key} ${phase}`);
       finished.set(key, phase === "Succeeded");
-      if (finished.size === pods.length) resolveDone([...finished.values()].every(Boolean) ? 0 : 1);
     }
+    const job = jobByPod.get(key);
+    if (job !== undefined && job.outcome === undefined) {
+      job.pods.set(key, pod);
+      queueStep(job);
+    }
+    checkDone();
   };
-  engine.notifyPods(onChange);
-  for (const pod of pods) {
-    const current = await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
-    if (current) onChange(current);
-  }
+
+  /** Job steps run one at a time per Job; one that cannot create its pod fails the Job. */
+  const queueStep = (job: JobRun) => {
+    job.queue = job.queue
+      .then(() => stepJob(job))
+      .catch((err) => {
+        consola.error(`${job.workload.namespace}/${workloadKey(job.workload)}: ${errorMessage(err)}`);
+        job.outcome = "Failed";
+        checkDone();
+      });
+  };
+
+  /** One step of the Job controller: create the pods it still needs, or settle its outcome. */
+  const stepJob = async (job: JobRun): Promise<void> => {
+    const settings = job.workload.job;
+    if (settings === undefined || job.outcome !== undefined) return;
+    const states = [...job.pods.values()];
+    const phaseOf = (pod: V1Pod) => pod.status?.phase;
+    const active = states.filter((pod) => phaseOf(pod) !== "Succeeded" && phaseOf(pod) !== "Failed");
+    const verdict = jobStep(settings, {
+      active: active.length,
+      succeeded: states.filter((pod) => phaseOf(pod) === "Succeeded").length,
+      failed: states.filter((pod) => phaseOf(pod) === "Failed").length,
+      restarts: active.reduce((sum, pod) => sum + (pod.status?.containerStatuses ?? []).reduce((n, status) => n + (status.restartCount ?? 0), 0), 0),
+    });
+    const label = `${job.workload.namespace}/${workloadKey(job.workload)}`;
+    if (verdict.state === "Running") {
+      for (let i = 0; i < verdict.create; i++) {
+        const pod = engine.normalize(workloadPod(job.workload, 0), job.workload.source);
+        await engine.createPod(pod);
+        pods.push(pod);
+        job.pods.set(describe(pod), pod);
+        jobByPod.set(describe(pod), job);
+        consola.info(`${label}: created pod ${pod.metadata?.name}`);
+        await follow(pod);
+        const current = await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
+        if (current) onChange(current);
+      }
+      return;
+    }
+    job.outcome = verdict.state;
+    if (verdict.state === "Complete") {
+      consola.success(`${label} complete`);
+    } else {
+      consola.error(`${label} failed: ${verdict.reason}: ${verdict.message}`);
+      // As the Job controller does, a failed Job's pods that still run (OnFailure restarts) are removed.
+      for (const pod of active) {
+        await engine.deletePod(pod);
+        consola.info(`${label}: removed pod ${pod.metadata?.name}`);
+      }
+    }
+    checkDone();
+  };
 
   const followers: Promise<void>[] = [];
-  const prefixed = pods.length > 1 || pods.some((pod) => (pod.spec?.containers.length ?? 0) + (pod.spec?.initContainers?.length ?? 0) > 1);
-  for (const pod of pods) {
+  const prefixed = pods.length > 1 || jobs.length > 0 || pods.some((pod) => (pod.spec?.containers.length ?? 0) + (pod.spec?.initContainers?.length ?? 0) > 1);
+  const follow = async (pod: V1Pod): Promise<void> => {
     const podRecord = await engine.records.get(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
-    if (!podRecord) continue;
+    if (!podRecord) return;
     for (const unit of podRecord.units) {
-      const prefix = prefixed ? `[${pods.length > 1 ? `${pod.metadata?.name}/` : ""}${unit.container}] ` : "";
+      const prefix = prefixed ? `[${pods.length > 1 || jobs.length > 0 ? `${pod.metadata?.name}/` : ""}${unit.container}] ` : "";
       followers.push(
         streamContainerLog(
           { logs: podRecord.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true },
@@ -168,7 +313,16 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
         ).catch((err) => consola.warn(`logs of ${unit.container}: ${errorMessage(err)}`)),
       );
     }
+  };
+
+  engine.notifyPods(onChange);
+  for (const pod of [...pods]) {
+    const current = await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
+    if (current) onChange(current);
   }
+  for (const pod of [...pods]) await follow(pod);
+  // A Job whose pods have not reported yet (or that needs none: completions 0) still gets its first step.
+  for (const job of jobs) queueStep(job);
 
   let interrupted = false;
   const onSignal = () => {
@@ -185,12 +339,15 @@ async function runInForeground(engine: PodEngine, pods: V1Pod[]): Promise<number
   logsAbort.abort();
   await Promise.allSettled(followers);
   if (interrupted) {
+    // A Job step under way may still be creating a pod; let it finish so that pod is removed too.
+    await Promise.allSettled(jobs.map((job) => job.queue));
     for (const pod of pods) {
       await engine.deletePod(pod);
       consola.success(`pod ${describe(pod)} removed`);
     }
   } else {
-    consola.info(`the pod's record and units stay for inspection: vks pod ls; vks pod down ${pods.map((p) => p.metadata?.name).join(" ")}`);
+    const remaining = (await engine.listPods()).filter((pod) => pods.some((p) => describe(p) === describe(pod)));
+    consola.info(`the pod's record and units stay for inspection: vks pod ls; vks pod down ${remaining.map((p) => p.metadata?.name).join(" ")}`);
   }
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);

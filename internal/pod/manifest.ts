@@ -6,14 +6,13 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { parseAllDocuments, type Document } from "yaml";
 import { ExitCode, ValidationError, VksError } from "../errors.ts";
 import { decodeStrict } from "./decode.ts";
+import { isWorkloadKind, parseWorkload, type Workload } from "./workloads.ts";
 
-/** Where each workload kind keeps the pod it would create, so the error can say what to copy. */
+/** The kinds `pod up` runs, for messages about any other kind. */
+const RUNNABLE_KINDS = "Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets and Jobs";
+
+/** Where each kind vks does not run keeps the pod it would create, so the error can say what to copy. */
 const POD_TEMPLATE_FIELDS: Readonly<Record<string, string>> = {
-  Deployment: "spec.template",
-  ReplicaSet: "spec.template",
-  StatefulSet: "spec.template",
-  DaemonSet: "spec.template",
-  Job: "spec.template",
   ReplicationController: "spec.template",
   PodTemplate: "template",
   CronJob: "spec.jobTemplate.spec.template",
@@ -74,18 +73,20 @@ function podObjects(value: unknown, where: Located, source: string): { objects: 
     if (!Array.isArray(items)) throw invalidInput(`${label} is a ${kind} without items`, "give the pods under items:");
     const objects = items.map((item, position) => {
       if (isMapping(item) && item.kind === "Pod" && item.apiVersion === "v1") return item;
+      if (isMapping(item) && isWorkloadKind(item.kind)) return item;
       const itemKind = isMapping(item) ? item.kind : undefined;
       throw invalidInput(
-        `${label}: items[${position}] ${describeKind(itemKind)}; vks runs Pods only`,
-        "keep only apiVersion: v1, kind: Pod objects in the list",
+        `${label}: items[${position}] ${describeKind(itemKind)}; vks runs ${RUNNABLE_KINDS}`,
+        "keep only Pods (apiVersion: v1) and workloads (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job) in the list",
       );
     });
     return { objects, fromList: true };
   }
+  if (isWorkloadKind(kind)) return { objects: [value], fromList: false };
   if (kind !== "Pod") {
     const template = typeof kind === "string" ? POD_TEMPLATE_FIELDS[kind] : undefined;
     throw invalidInput(
-      `${label} ${describeKind(kind)}; vks runs Pods only`,
+      `${label} ${describeKind(kind)}; vks runs ${RUNNABLE_KINDS}`,
       template === undefined
         ? "give each document apiVersion: v1 and kind: Pod"
         : `write a Pod manifest (apiVersion: v1, kind: Pod) from the metadata and spec under ${template}`,
@@ -100,15 +101,27 @@ function podObjects(value: unknown, where: Located, source: string): { objects: 
   return { objects: [value], fromList: false };
 }
 
-/**
- * Parses every document in `text` into a V1Pod. `source` names the text in messages (a file name, or
- * "<stdin>"). Empty documents are skipped; anything but a Pod is an error naming the document. The pods'
- * `status` is dropped, as an API server ignores it on create.
- */
+/** What a manifest file holds, by kind, each in file order. */
+export interface ManifestContents {
+  pods: V1Pod[];
+  /** Deployment, ReplicaSet, StatefulSet, DaemonSet and Job documents (see workloads.ts). */
+  workloads: Workload[];
+}
+
+/** The Pod documents of `text` only (see parseManifestContents). */
 export function parseManifests(text: string, source: string): V1Pod[] {
+  return parseManifestContents(text, source).pods;
+}
+
+/**
+ * Parses every document in `text`: Pods into V1Pods, workloads into Workloads. `source` names the text in
+ * messages (a file name, or "<stdin>"). Empty documents are skipped; any other kind is an error naming the
+ * document. The pods' `status` is dropped, as an API server ignores it on create.
+ */
+export function parseManifestContents(text: string, source: string): ManifestContents {
   const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   // parseAllDocuments returns a placeholder object rather than an array for text without any document.
-  if (!Array.isArray(documents)) return [];
+  if (!Array.isArray(documents)) return { pods: [], workloads: [] };
   const errors = syntaxErrors(documents, source);
   if (errors.length > 0) {
     throw invalidInput(`${source}: invalid YAML:\n${errors.join("\n")}`, "fix the YAML syntax at the positions shown");
@@ -116,6 +129,7 @@ export function parseManifests(text: string, source: string): V1Pod[] {
 
   const multiple = documents.length > 1;
   const pods: V1Pod[] = [];
+  const workloads: Workload[] = [];
   documents.forEach((document, position) => {
     const value: unknown = document.toJS();
     // A document with nothing but comments, or an explicit `---` with nothing after it.
@@ -123,16 +137,18 @@ export function parseManifests(text: string, source: string): V1Pod[] {
     const where: Located = { index: position + 1, line: lineAt(text, document.contents.range[0]) };
     const { objects, fromList } = podObjects(value, where, source);
     objects.forEach((object, item) => {
-      const { decoded, problems } = decodeStrict(object, "V1Pod");
-      if (problems.length > 0) {
-        const itemLabel = fromList ? `, items[${item}]` : "";
-        const label = multiple || fromList ? `${source} (document ${where.index}${itemLabel})` : source;
-        throw new ValidationError(label, problems);
+      const itemLabel = fromList ? `, items[${item}]` : "";
+      const label = multiple || fromList ? `${source} (document ${where.index}${itemLabel})` : source;
+      if (isWorkloadKind(object.kind)) {
+        workloads.push(parseWorkload(object, label));
+        return;
       }
+      const { decoded, problems } = decodeStrict(object, "V1Pod");
+      if (problems.length > 0) throw new ValidationError(label, problems);
       const pod = decoded as V1Pod;
       delete pod.status;
       pods.push(pod);
     });
   });
-  return pods;
+  return { pods, workloads };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ExitCode, ValidationError, VksError } from "../../internal/errors.ts";
-import { parseManifests } from "../../internal/pod/manifest.ts";
+import { parseManifestContents, parseManifests } from "../../internal/pod/manifest.ts";
 
 const POD_A = `apiVersion: v1
 kind: Pod
@@ -64,17 +64,54 @@ describe("parseManifests", () => {
   });
 
   test("another kind names the document, the kind and where its pod template is", () => {
-    const deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n";
-    const err = caught(() => parseManifests(`${POD_A}---\n${deployment}`, "app.yaml"));
+    const cronJob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: web\n";
+    const err = caught(() => parseManifests(`${POD_A}---\n${cronJob}`, "app.yaml"));
     expect(err).toBeInstanceOf(VksError);
     const vksError = err as VksError;
-    expect(vksError.message).toBe("app.yaml: document 2 (line 10) is a Deployment; vks runs Pods only");
-    expect(vksError.hint).toContain("spec.template");
+    expect(vksError.message).toBe("app.yaml: document 2 (line 10) is a CronJob; vks runs Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets and Jobs");
+    expect(vksError.hint).toContain("spec.jobTemplate.spec.template");
     expect(vksError.exitCode).toBe(ExitCode.invalidInput);
   });
 
+  test("workload documents, also inside a List, are workloads; Pods stay pods", () => {
+    const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: main, image: /bin/sleep}]
+`;
+    const job = {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "once", namespace: "batch" },
+      spec: { template: { spec: { restartPolicy: "Never", containers: [{ name: "main", image: "/bin/true" }] } } },
+    };
+    const list = JSON.stringify({ apiVersion: "v1", kind: "List", items: [job] });
+    const contents = parseManifestContents(`${POD_A}---\n${deployment}---\n${list}\n`, "app.yaml");
+    expect(contents.pods.map((pod) => pod.metadata?.name)).toEqual(["a"]);
+    expect(contents.workloads.map((workload) => [workload.kind, workload.namespace, workload.name, workload.replicas, workload.source])).toEqual([
+      ["Deployment", "default", "web", 2, "app.yaml (document 2, Deployment web)"],
+      ["Job", "batch", "once", 1, "app.yaml (document 3, items[0], Job once)"],
+    ]);
+    expect(parseManifests(deployment, "d.yaml")).toEqual([]);
+  });
+
+  test("a workload's problems name the document and the field", () => {
+    const deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n";
+    const err = caught(() => parseManifestContents(`${POD_A}---\n${deployment}`, "app.yaml")) as ValidationError;
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.source).toBe("app.yaml (document 2, Deployment web)");
+    expect(err.problems).toEqual([{ path: "spec.template", message: "required" }]);
+  });
+
   test("kinds without a pod template and missing kinds", () => {
-    expect(() => parseManifests("apiVersion: v1\nkind: Service\n", "s.yaml")).toThrow("document 1 (line 1) is a Service; vks runs Pods only");
+    expect(() => parseManifests("apiVersion: v1\nkind: Service\n", "s.yaml")).toThrow("document 1 (line 1) is a Service; vks runs Pods,");
     expect(() => parseManifests("apiVersion: v1\nkind: Endpoints\n", "s.yaml")).toThrow("is an Endpoints");
     expect(() => parseManifests("apiVersion: v1\nmetadata: {name: x}\n", "s.yaml")).toThrow("document 1 (line 1) has no kind");
     expect(() => parseManifests("- a\n- b\n", "s.yaml")).toThrow("document 1 (line 1) is not a mapping");
