@@ -110,6 +110,62 @@ spec:
     expect(await podsOf("Job/flaky")).toEqual([]);
   });
 
+  test("a StatefulSet's pods are <sts>-0..N-1 with their pod-name label", async () => {
+    const file = writeManifest(
+      stateDir,
+      "statefulset.yaml",
+      `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 2
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+        - name: sleep
+          image: /bin/sleep
+          args: ["infinity"]
+`,
+    );
+    expect((await vks(stateDir, ["pod", "up", "-d", file, ...user])).exitCode).toBe(0);
+    const pods = await podsOf("StatefulSet/db");
+    expect(pods.map((pod) => pod.metadata.name).sort()).toEqual(["db-0", "db-1"]);
+    expect(pods.find((pod) => pod.metadata.name === "db-1")?.metadata.labels?.["statefulset.kubernetes.io/pod-name"]).toBe("db-1");
+    expect((await vks(stateDir, ["pod", "down", file, ...user])).exitCode).toBe(0);
+    expect(await podsOf("StatefulSet/db")).toEqual([]);
+  });
+
+  test("a Job with restartPolicy OnFailure fails once its restarts reach backoffLimit, and its pod is removed", async () => {
+    const file = writeManifest(
+      stateDir,
+      "onfailure.yaml",
+      `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: crashy
+spec:
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+        - name: crash
+          image: /bin/sh
+          args: ["-c", "exit 4"]
+`,
+    );
+    const up = await vks(stateDir, ["pod", "up", file, ...user]);
+    expect(up.exitCode).toBe(1);
+    expect(up.stdout + up.stderr).toContain("BackoffLimitExceeded");
+    expect(await podsOf("Job/crashy")).toEqual([]);
+  });
+
   test("a Job with completions 2 runs two pods one after the other and succeeds", async () => {
     const file = writeManifest(
       stateDir,
