@@ -141,6 +141,27 @@ export interface LaunchedCommands {
   execStart: ExecCommand[];
   /** The given environment, followed by the launcher's variables when any command needed it. */
   environment: string[];
+  /**
+   * Present when secretEnvironment was given: it, followed by the launcher's variables that carry a
+   * secret (argv words made from a Secret, a restored shell variable whose value is one).
+   */
+  secretEnvironment?: string[];
+}
+
+export interface CommandsToLaunch {
+  execStartPre: ExecCommand[];
+  execStart: ExecCommand[];
+  environment: string[];
+  /**
+   * Assignments that must stay out of unit properties (they go to a root-only EnvironmentFile=). Their
+   * names never repeat one of `environment`.
+   */
+  secretEnvironment?: string[];
+  /**
+   * Positions of execStart[0]'s argv words that hold a Secret's value: such a command always goes
+   * through the launcher, and those words travel in secretEnvironment instead of ExecStart=.
+   */
+  secretStartWords?: ReadonlySet<number>;
 }
 
 function variableName(assignment: string): string {
@@ -153,27 +174,32 @@ function variableName(assignment: string): string {
  * units where none needs it, are returned as they were. Pure: the launcher needs nothing on disk.
  * `describeEnvironment` names where a clashing variable came from, for the error message.
  */
-export function launchCommands(
-  commands: { execStartPre: ExecCommand[]; execStart: ExecCommand[]; environment: string[] },
-  describeEnvironment: (name: string) => string,
-): LaunchedCommands {
+export function launchCommands(commands: CommandsToLaunch, describeEnvironment: (name: string) => string): LaunchedCommands {
   const slots: string[] = [];
   const variables: string[] = [];
-  const launch = (command: ExecCommand, slot: string): ExecCommand => {
-    if (survivesReload(command)) return command;
+  const secretVariables: string[] = [];
+  const noWords: ReadonlySet<number> = new Set();
+  const launch = (command: ExecCommand, slot: string, secretWords: ReadonlySet<number>): ExecCommand => {
+    if (survivesReload(command) && secretWords.size === 0) return command;
     slots.push(slot);
-    variables.push(
-      `${LAUNCHER_VARIABLE_PREFIX}${slot}_PATH=${command.path}`,
-      `${LAUNCHER_VARIABLE_PREFIX}${slot}_ARGC=${command.argv.length}`,
-      ...command.argv.map((word, index) => `${LAUNCHER_VARIABLE_PREFIX}${slot}_${index}=${word}`),
-    );
+    variables.push(`${LAUNCHER_VARIABLE_PREFIX}${slot}_PATH=${command.path}`, `${LAUNCHER_VARIABLE_PREFIX}${slot}_ARGC=${command.argv.length}`);
+    command.argv.forEach((word, index) => {
+      (secretWords.has(index) ? secretVariables : variables).push(`${LAUNCHER_VARIABLE_PREFIX}${slot}_${index}=${word}`);
+    });
     return { path: LAUNCHER_SHELL, argv: [LAUNCHER_SHELL, "-c", LAUNCHER_STUB, LAUNCHER_NAME, slot], ignoreFailure: command.ignoreFailure };
   };
-  const execStartPre = commands.execStartPre.map((command, index) => launch(command, `PRE${index}`));
-  const execStart = commands.execStart.map((command, index) => launch(command, `START${index}`));
-  if (slots.length === 0) return { ...commands };
+  const execStartPre = commands.execStartPre.map((command, index) => launch(command, `PRE${index}`, noWords));
+  const execStart = commands.execStart.map((command, index) => launch(command, `START${index}`, index === 0 ? (commands.secretStartWords ?? noWords) : noWords));
+  const secretEnvironment = commands.secretEnvironment;
+  const unchanged: LaunchedCommands = {
+    execStartPre: commands.execStartPre,
+    execStart: commands.execStart,
+    environment: commands.environment,
+    ...(secretEnvironment === undefined ? {} : { secretEnvironment }),
+  };
+  if (slots.length === 0) return unchanged;
 
-  const clash = commands.environment.map(variableName).find((name) => name.startsWith(LAUNCHER_VARIABLE_PREFIX));
+  const clash = [...commands.environment, ...(secretEnvironment ?? [])].map(variableName).find((name) => name.startsWith(LAUNCHER_VARIABLE_PREFIX));
   if (clash !== undefined) {
     throw new VksError(`${describeEnvironment(clash)}: environment variable ${clash} is reserved for vks' command launcher`, {
       exitCode: ExitCode.invalidInput,
@@ -183,16 +209,21 @@ export function launchCommands(
     });
   }
   // systemd lets the last assignment of a name win; the launcher must restore that same value.
-  const lastValues = new Map<string, string>();
-  for (const assignment of commands.environment) {
-    const name = variableName(assignment);
-    if (assignment.length > name.length) lastValues.set(name, assignment.slice(name.length + 1));
-    else lastValues.delete(name);
+  const lastValues = new Map<string, { value: string; secret: boolean }>();
+  const remember = (assignments: readonly string[], secret: boolean) => {
+    for (const assignment of assignments) {
+      const name = variableName(assignment);
+      if (assignment.length > name.length) lastValues.set(name, { value: assignment.slice(name.length + 1), secret });
+      else lastValues.delete(name);
+    }
+  };
+  remember(commands.environment, false);
+  remember(secretEnvironment ?? [], true);
+  const shellOwned: string[] = [];
+  for (const name of SHELL_OWNED_VARIABLES) {
+    const last = lastValues.get(name);
+    if (last !== undefined) (last.secret ? secretVariables : shellOwned).push(`${LAUNCHER_VARIABLE_PREFIX}ENV_${name}=${last.value}`);
   }
-  const shellOwned = SHELL_OWNED_VARIABLES.flatMap((name) => {
-    const value = lastValues.get(name);
-    return value === undefined ? [] : [`${LAUNCHER_VARIABLE_PREFIX}ENV_${name}=${value}`];
-  });
   return {
     execStartPre,
     execStart,
@@ -203,5 +234,6 @@ export function launchCommands(
       `${LAUNCHER_VARIABLE_PREFIX}SLOTS=${slots.join(" ")}`,
       `${LAUNCHER_SCRIPT_VARIABLE}=${LAUNCHER_SCRIPT}`,
     ],
+    ...(secretEnvironment === undefined && secretVariables.length === 0 ? {} : { secretEnvironment: [...(secretEnvironment ?? []), ...secretVariables] }),
   };
 }
