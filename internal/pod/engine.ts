@@ -1,6 +1,8 @@
 import type { V1ContainerStateTerminated, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
+import { NO_OBJECTS, type PodObjectSource } from "./objects.ts";
+import type { Allocatable } from "./resource-field.ts";
 import { ExitCode, NotFoundError, VksError, errorMessage } from "../errors.ts";
 import { ContainerNotRunningError, startExec, type ExecProcess, type ExecRequest } from "../exec/exec.ts";
 import { detectHostIP } from "../host/address.ts";
@@ -17,6 +19,8 @@ import type { PodEvent, PodProvider } from "./provider.ts";
 import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
+import type { ServiceAccountToken } from "./objects.ts";
+import { VolumeSetupError, type VolumeSetupOptions, createSubPathDirectories, podHasVolumeData, podVolumeDirectory, preparePodVolumes, refreshPodVolumes, removePodVolumes } from "./volume-data.ts";
 
 export interface PodEngineOptions {
   scope: ManagerScope;
@@ -27,7 +31,19 @@ export interface PodEngineOptions {
   aptSources?: Record<string, string>;
   /** Install progress and other things a person waiting on a pod wants to see. */
   onProgress?: (message: string) => void;
+  /**
+   * Where pods' ConfigMaps and Secrets come from: the manifest's documents (pod up) or the API server
+   * (serve). Absent: none exist, and a pod referring to one that is not optional fails to plan.
+   */
+  objects?: PodObjectSource;
+  /** The node's allocatable resources (resourceFieldRef without a limit); computed from the host when absent. */
+  allocatable?: Allocatable;
 }
+
+/** How soon serve retries a pod whose volume waits for an object (the kubelet retries its mounts like this). */
+const VOLUME_RETRY_MS = 10_000;
+/** The kubelet's sync period for configMap/secret volume content: changes show within about a minute. */
+const VOLUME_RESYNC_MS = 60_000;
 
 export interface PodKey {
   namespace: string;
@@ -58,6 +74,8 @@ interface TrackedPod {
   plans?: UnitPlan[];
   /** Sidecars vks stopped because the app containers finished: not to be stopped (or restarted) again. */
   stoppedSidecars: Set<string>;
+  /** Projected service account tokens issued for the pod, renewed at 80 % of their lifetime. */
+  tokens?: Map<string, ServiceAccountToken & { issuedAt: Date }>;
   /**
    * Whether this process drives the pod's init sequence: it created or resumed the pod. A `pod ls` or
    * `pod down` opening the records must never start a unit because it saw one change.
@@ -81,6 +99,8 @@ export class PodEngine implements PodProvider {
   private readonly eventListeners: ((pod: V1Pod, event: PodEvent) => void)[] = [];
   private readonly podLocks = new Map<string, Promise<unknown>>();
   private readonly pullBackOff = new PullBackOff();
+  /** The periodic volume sync; unref'd, so it never keeps a `pod up` process alive. */
+  private volumeResync: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     readonly systemd: SystemdManager,
@@ -101,10 +121,15 @@ export class PodEngine implements PodProvider {
     });
     for (const record of await records.list()) engine.track(record);
     systemd.onUnitChanged((state) => engine.onUnitChanged(state));
+    if (options.objects !== undefined) {
+      engine.volumeResync = setInterval(() => void engine.resyncVolumes(), VOLUME_RESYNC_MS);
+      engine.volumeResync.unref();
+    }
     return engine;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.volumeResync);
     await this.systemd.close();
   }
 
@@ -182,7 +207,7 @@ export class PodEngine implements PodProvider {
     let plans: UnitPlan[];
     try {
       const images = await this.resolveImages(pod, tracked);
-      plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs, hostIP: this.options.hostIP });
+      plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs, hostIP: this.options.hostIP, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
     } catch (err) {
       this.untrack(tracked);
       throw err;
@@ -199,6 +224,7 @@ export class PodEngine implements PodProvider {
     await this.records.put(record);
     if (logs.mode === "file") await mkdir(logs.directory, { recursive: true });
     try {
+      await this.prepareVolumes(tracked);
       // Without init containers that is every unit; with them, the first init container only: the rest
       // start as unit changes show each one done (advance).
       await this.startDue(tracked);
@@ -208,6 +234,7 @@ export class PodEngine implements PodProvider {
       await this.removePodUnits(tracked).catch(() => undefined);
       await this.records.delete(namespace, name).catch(() => undefined);
       if (logs.mode === "file") await rm(logs.directory, { recursive: true, force: true });
+      await removePodVolumes(podVolumeDirectory(this.stateDir, uid)).catch(() => undefined);
       this.untrack(tracked);
       if (output && err instanceof VksError) {
         throw new VksError(`${err.message}\n${output}`, { hint: err.hint, exitCode: err.exitCode, cause: err });
@@ -263,8 +290,78 @@ export class PodEngine implements PodProvider {
     if (tracked.plans !== undefined) return tracked.plans;
     const pod = tracked.record.manifest;
     const images = await this.resolveImages(pod, tracked);
-    tracked.plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs: tracked.record.logs, hostIP: this.options.hostIP });
+    tracked.plans = planPod({
+      pod,
+      images,
+      executables: resolveExecutables(pod, images),
+      logs: tracked.record.logs,
+      hostIP: this.options.hostIP,
+      volumeDirectory: podVolumeDirectory(this.stateDir, tracked.record.uid),
+    });
     return tracked.plans;
+  }
+
+  /**
+   * Makes the pod's volume content before any of its units starts. A volume that cannot be set up is the
+   * kubelet's FailedMount: the containers stay ContainerCreating, and under serve the work queue tries
+   * the pod again (retryAfterMs) until the object exists.
+   */
+  private async prepareVolumes(tracked: TrackedPod): Promise<void> {
+    const pod = tracked.record.manifest;
+    if ((pod.spec?.volumes ?? []).length === 0) return;
+    // Bind mounts into a unit's namespace need a manager that may mount: the system manager, or a user
+    // manager running as root. An unprivileged user manager would fail every such unit (226/NAMESPACE).
+    if (!canMountVolumes()) {
+      throw new VksError(`${describePod(pod)}: spec.volumes needs vks to run as root`, {
+        exitCode: ExitCode.permission,
+        hint: "an unprivileged user manager cannot bind-mount into a unit's mount namespace (systemd would need PrivateUsers=, which vks does not set); run vks as root, with or without --user",
+      });
+    }
+    const directory = podVolumeDirectory(this.stateDir, tracked.record.uid);
+    try {
+      await preparePodVolumes(pod, directory, this.volumeSetupOptions(tracked));
+      const binds = (tracked.plans ?? []).flatMap((plan) => [...(plan.properties.bindPaths ?? []), ...(plan.properties.bindReadOnlyPaths ?? [])]);
+      await createSubPathDirectories(pod, directory, binds);
+    } catch (err) {
+      if (!(err instanceof VolumeSetupError)) throw err;
+      for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+        tracked.waiting[container.name] = { reason: "ContainerCreating" };
+      }
+      this.emitEvent(pod, { type: "Warning", reason: "FailedMount", message: `MountVolume.SetUp failed for volume "${err.volume}" : ${err.reason}` });
+      this.emitPod(tracked);
+      throw err;
+    }
+  }
+
+  private volumeSetupOptions(tracked: TrackedPod): VolumeSetupOptions {
+    tracked.tokens ??= new Map();
+    return {
+      objects: this.options.objects ?? NO_OBJECTS,
+      canMount: canMountVolumes(),
+      tokens: tracked.tokens,
+      ...(this.options.allocatable === undefined ? {} : { allocatable: this.options.allocatable }),
+      // serve's work queue retries the pod then; pod up reports the error once and ends.
+      retryAfterMs: VOLUME_RETRY_MS,
+    };
+  }
+
+  /**
+   * The kubelet's periodic volume sync (serve calls it about once a minute): configMap, secret,
+   * downwardAPI and projected content follows changes with the atomic swap; subPath mounts keep what they
+   * bound, as with the kubelet.
+   */
+  async resyncVolumes(): Promise<void> {
+    for (const tracked of [...this.tracked.values()]) {
+      const pod = tracked.record.manifest;
+      if (!podHasVolumeData(pod) || tracked.record.units.length === 0) continue;
+      await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
+        if (this.tracked.get(keyOf(tracked.record.namespace, tracked.record.name)) !== tracked) return;
+        await refreshPodVolumes(pod, podVolumeDirectory(this.stateDir, tracked.record.uid), this.volumeSetupOptions(tracked));
+      }).catch((err: unknown) => {
+        const message = err instanceof VolumeSetupError ? `MountVolume.SetUp failed for volume "${err.volume}" : ${err.reason}` : errorMessage(err);
+        this.emitEvent(pod, { type: "Warning", reason: "FailedMount", message });
+      });
+    }
   }
 
   private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
@@ -390,6 +487,7 @@ export class PodEngine implements PodProvider {
       }
       await this.records.delete(namespace, name);
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
+      await removePodVolumes(podVolumeDirectory(this.stateDir, tracked.record.uid));
       this.untrack(tracked);
     });
   }
@@ -537,6 +635,8 @@ export class PodEngine implements PodProvider {
     // Units vanish when the host reboots or vks died between writing the record and starting them.
     await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
       const plans = (await this.plansOf(tracked)).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
+      // A reboot also took the volumes' tmpfs mounts (Memory emptyDirs, secrets): make them again.
+      await this.prepareVolumes(tracked);
       await this.startUnits(tracked, plans);
     });
   }
@@ -553,6 +653,9 @@ export class PodEngine implements PodProvider {
       tracked.driving = true;
       await this.refreshUnits(tracked);
       if (nextInitStep(tracked.record.manifest, tracked.units).kind === "initialized") return;
+      // After a reboot the volumes' tmpfs mounts are gone too; plans first, for the subPath directories.
+      await this.plansOf(tracked);
+      await this.prepareVolumes(tracked);
       await this.startDue(tracked);
       this.emitPod(tracked);
     });
@@ -667,6 +770,11 @@ function podKey(pod: V1Pod): PodKey {
 
 function podIdentity(pod: V1Pod): PodKey & { uid: string } {
   return { ...podKey(pod), uid: pod.metadata?.uid ?? "" };
+}
+
+/** Only root can mount tmpfs and have a user manager bind-mount (the system manager always can). */
+function canMountVolumes(): boolean {
+  return process.geteuid?.() === 0;
 }
 
 function describePod(pod: V1Pod): string {

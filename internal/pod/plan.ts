@@ -12,6 +12,7 @@ import { unitNameFor } from "../unit/name.ts";
 import { containerEnv, type EnvResolution, type ResolvedEnvVar } from "./env.ts";
 import { expandReferences, lookupFrom } from "./expand.ts";
 import { launchCommands } from "./launcher.ts";
+import { containerBinds } from "./volumes.ts";
 import type { RestartPolicy } from "./validate.ts";
 
 /** Where container output goes: the journal, or one append-only file per container in `directory`. */
@@ -33,6 +34,11 @@ export interface PlanInput {
    * Optional: without it, falls back to pod.status.hostIP, and a pod needing neither plans fine.
    */
   hostIP?: string;
+  /**
+   * The pod's volume directory (per pod UID, under the state dir): volume `v` lives in `<it>/v`. Needed
+   * only when a container mounts a volume other than hostPath.
+   */
+  volumeDirectory?: string;
 }
 
 const MICROS_PER_SECOND = 1_000_000n;
@@ -283,6 +289,7 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     (variable) => (env.some((entry) => entry.name === variable) ? `${containerPath}.env` : `the environment of image "${image.reference}"`),
   );
 
+  const binds = containerBinds(pod, container, containerPath, env, input.volumeDirectory);
   const properties: ServiceProperties = {
     description: `vks pod ${namespace}/${name} container ${container.name} (image ${image.reference})`,
     // A oneshot init container would hold its start job (and the engine's sequence) until it exits;
@@ -304,6 +311,8 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     timeoutStopUSec: BigInt(graceSeconds) * MICROS_PER_SECOND,
     ...(logFile === undefined ? {} : { standardOutputFile: logFile, standardErrorFile: logFile }),
     logExtraFields: [`VKS_NAMESPACE=${namespace}`, `VKS_POD=${name}`, `VKS_POD_UID=${uid}`, `VKS_CONTAINER=${container.name}`],
+    ...(binds.bindPaths.length === 0 ? {} : { bindPaths: binds.bindPaths }),
+    ...(binds.bindReadOnlyPaths.length === 0 ? {} : { bindReadOnlyPaths: binds.bindReadOnlyPaths }),
   };
   return {
     unitName: unitNameFor({ namespace, pod: name, container: container.name, uid }),

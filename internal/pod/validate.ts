@@ -10,6 +10,7 @@ import { ValidationError, type FieldProblem } from "../errors.ts";
 import { isDns1123Label, isDns1123Subdomain } from "../unit/name.ts";
 import { childPath } from "./decode.ts";
 import { isSupportedFieldPath, SUPPORTED_FIELD_PATHS } from "./env.ts";
+import { checkVolumeMounts, checkVolumes } from "./volumes.ts";
 
 export const RESTART_POLICIES = ["Always", "OnFailure", "Never"] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
@@ -34,16 +35,6 @@ function isFields(value: unknown): value is Fields {
 
 function isNonEmptyList(value: unknown): value is unknown[] {
   return Array.isArray(value) && value.length > 0;
-}
-
-/**
- * Volumes the API server adds to every pod for its service account token. They are ignored (the token is
- * not provided) rather than rejected, or no pod from a cluster could run.
- */
-function isServiceAccountTokenVolume(volume: unknown): boolean {
-  if (!isFields(volume) || !isFields(volume.projected)) return false;
-  const sources = volume.projected.sources;
-  return Array.isArray(sources) && sources.some((source) => isFields(source) && source.serviceAccountToken !== undefined);
 }
 
 class Problems {
@@ -149,7 +140,7 @@ function checkContainer(
   container: unknown,
   path: string,
   names: Map<string, string>,
-  ignorableVolumes: Set<string>,
+  volumeNames: Set<string>,
   problems: Problems,
   kind: "app" | "init" = "app",
 ): void {
@@ -183,15 +174,7 @@ function checkContainer(
   if (isNonEmptyList(container.envFrom)) {
     problems.add(`${path}.envFrom`, "not supported: vks reads no ConfigMaps or Secrets; list the variables under env");
   }
-  if (Array.isArray(container.volumeMounts)) {
-    container.volumeMounts.forEach((mount, index) => {
-      if (isFields(mount) && typeof mount.name === "string" && ignorableVolumes.has(mount.name)) return;
-      problems.add(
-        `${path}.volumeMounts[${index}]`,
-        "not supported: vks runs containers on the host filesystem and mounts nothing; use absolute host paths",
-      );
-    });
-  }
+  checkVolumeMounts(container.volumeMounts, `${path}.volumeMounts`, volumeNames, (field, message) => problems.add(field, message));
   if (isNonEmptyList(container.volumeDevices)) {
     problems.add(`${path}.volumeDevices`, "not supported: vks attaches no block devices");
   }
@@ -248,32 +231,28 @@ function podProblems(pod: V1Pod): FieldProblem[] {
     problems.add("spec", "required");
     return problems.list;
   }
-  const volumes: unknown[] = Array.isArray(spec.volumes) ? spec.volumes : [];
-  const ignorableVolumes = new Set<string>();
-  for (const volume of volumes) {
-    if (isServiceAccountTokenVolume(volume) && isFields(volume) && typeof volume.name === "string") ignorableVolumes.add(volume.name);
-  }
+  const containerNames = new Set(
+    [spec.initContainers, spec.containers].flatMap((list) => (Array.isArray(list) ? list : [])).flatMap((container) =>
+      isFields(container) && typeof container.name === "string" ? [container.name] : [],
+    ),
+  );
+  const volumeNames = checkVolumes(spec.volumes, containerNames, (field, message) => problems.add(field, message));
   // Container names are unique across init and app containers: both name units and log streams.
   const names = new Map<string, string>();
   if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers)) {
     problems.add("spec.initContainers", "must be a list of containers");
   } else {
     (spec.initContainers ?? []).forEach((container, index) =>
-      checkContainer(container, `spec.initContainers[${index}]`, names, ignorableVolumes, problems, "init"),
+      checkContainer(container, `spec.initContainers[${index}]`, names, volumeNames, problems, "init"),
     );
   }
   if (!isNonEmptyList(spec.containers)) {
     problems.add("spec.containers", "must list at least one container");
   } else {
     spec.containers.forEach((container, index) =>
-      checkContainer(container, `spec.containers[${index}]`, names, ignorableVolumes, problems),
+      checkContainer(container, `spec.containers[${index}]`, names, volumeNames, problems),
     );
   }
-  volumes.forEach((volume, index) => {
-    if (!isServiceAccountTokenVolume(volume)) {
-      problems.add(`spec.volumes[${index}]`, "not supported: vks runs containers on the host filesystem and mounts nothing");
-    }
-  });
   if (isNonEmptyList(spec.ephemeralContainers)) {
     problems.add("spec.ephemeralContainers", "not supported");
   }

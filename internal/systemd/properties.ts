@@ -7,7 +7,7 @@
  */
 import { Variant } from "dbus-next";
 import { escapeExecArgument } from "./escape.ts";
-import type { ExecCommand, ServiceProperties } from "./types.ts";
+import type { BindMount, ExecCommand, ServiceProperties } from "./types.ts";
 
 export type DbusProperty = [name: string, value: Variant];
 
@@ -19,6 +19,14 @@ function execCommandTuple(command: ExecCommand): ExecCommandTuple {
 }
 
 /** systemd reads 32-bit KillSignal as `i` and rejects signal numbers outside 1..64 itself. */
+/** MS_REC from <sys/mount.h>: the flag systemd's `(ssbt)` bind entries carry for a recursive bind. */
+const MS_REC = 16384n;
+
+/** One `(ssbt)` entry: source, destination, ignore a missing source, mount flags. */
+function bindMountTuple(mount: BindMount): [string, string, boolean, bigint] {
+  return [mount.source, mount.destination, mount.ignoreMissing, mount.recursive ? MS_REC : 0n];
+}
+
 function signalNumber(value: number): number {
   if (!Number.isInteger(value)) throw new RangeError(`killSignal must be an integer signal number, got ${value}`);
   return value;
@@ -73,6 +81,12 @@ export function toDbusProperties(properties: ServiceProperties): DbusProperty[] 
     outputProperty("StandardOutput", properties.standardOutputFile),
     outputProperty("StandardError", properties.standardErrorFile),
   );
+  if (properties.bindPaths !== undefined && properties.bindPaths.length > 0) {
+    list.push(["BindPaths", new Variant("a(ssbt)", properties.bindPaths.map(bindMountTuple))]);
+  }
+  if (properties.bindReadOnlyPaths !== undefined && properties.bindReadOnlyPaths.length > 0) {
+    list.push(["BindReadOnlyPaths", new Variant("a(ssbt)", properties.bindReadOnlyPaths.map(bindMountTuple))]);
+  }
   if (properties.logExtraFields.length > 0) {
     list.push([
       "LogExtraFields",

@@ -45,6 +45,23 @@ export interface ServiceProperties {
   standardErrorFile?: string;
   /** `VKS_POD_UID=…` style fields attached to every journal entry of the unit. */
   logExtraFields: string[];
+  /** Pod volumes, writable and read-only; absent when the container mounts none. */
+  bindPaths?: BindMount[];
+  bindReadOnlyPaths?: BindMount[];
+}
+
+/**
+ * One bind mount into the unit's own mount namespace: systemd's `(ssbt)` BindPaths entry. The source is
+ * a host path; `destination` is where the unit's processes see it. Nothing is mounted in the host's view
+ * (systemd creates a missing mount point on the host as an empty directory or file, though).
+ */
+export interface BindMount {
+  source: string;
+  destination: string;
+  /** Skip the mount when the source does not exist (systemd's `-` prefix); otherwise the unit fails to start. */
+  ignoreMissing: boolean;
+  /** MS_REC: mounts below the source come along (systemd's default `rbind`). */
+  recursive: boolean;
 }
 
 /** One unit vks wants to exist for a pod. */
@@ -52,6 +69,12 @@ export interface UnitPlan {
   unitName: string;
   containerName: string;
   properties: ServiceProperties;
+  /**
+   * Set only when the container has secret environment variables: the engine writes `assignments` to
+   * `path` (mode 0600, systemd's EnvironmentFile= syntax) before starting the unit, whose
+   * properties.environmentFiles name it. They never appear in properties.environment.
+   */
+  secretEnvironment?: { path: string; assignments: string[] };
   /**
    * Set only for an init container: its place in spec.initContainers (they start one after another, in
    * this order, before any app container), and whether it is restartable (`restartPolicy: Always`, a

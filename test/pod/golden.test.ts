@@ -73,7 +73,9 @@ function runCase(name: string): { kind: "plan" | "error"; text: string } {
         const found = executablesOnHost[needed];
         if (found !== undefined) executables[needed] = found;
       }
-      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP });
+      // The engine's per-pod volume directory (volume-data.ts podVolumeDirectory) under the system state dir.
+      const volumeDirectory = `/var/lib/vks/volumes/${pod.metadata.uid}`;
+      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory });
     });
     return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans) };
   } catch (err) {

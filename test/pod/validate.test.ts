@@ -211,12 +211,13 @@ describe("validatePod", () => {
     }
   });
 
-  test("volumes are refused, except the service account token the API server injects", () => {
+  test("served volumes are accepted; unservable ones and bad mounts are refused with their field", () => {
     const candidate = pod({
       spec: {
         volumes: [
           { name: "kube-api-access-abcde", projected: { sources: [{ serviceAccountToken: { path: "token" } }] } },
           { name: "data", hostPath: { path: "/srv/data" } },
+          { name: "claim", persistentVolumeClaim: { claimName: "db" } },
         ],
         containers: [
           {
@@ -225,17 +226,16 @@ describe("validatePod", () => {
             volumeMounts: [
               { name: "kube-api-access-abcde", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount" },
               { name: "data", mountPath: "/data" },
+              { name: "data", mountPath: "/data/", subPath: "../x" },
             ],
           },
         ],
       },
     });
-    expect(problemsOf(candidate)).toEqual([
-      {
-        path: "spec.containers[0].volumeMounts[1]",
-        message: "not supported: vks runs containers on the host filesystem and mounts nothing; use absolute host paths",
-      },
-      { path: "spec.volumes[1]", message: "not supported: vks runs containers on the host filesystem and mounts nothing" },
+    expect(problemsOf(candidate).map((problem) => problem.path)).toEqual([
+      "spec.volumes[2].persistentVolumeClaim",
+      "spec.containers[0].volumeMounts[2].mountPath",
+      "spec.containers[0].volumeMounts[2].subPath",
     ]);
   });
 
@@ -263,6 +263,7 @@ describe("validatePod", () => {
     const garbage = untyped({ metadata: "x", spec: { containers: ["main", null, { name: 3 }], volumes: "none" } });
     expect(problemsOf(garbage).map((problem) => problem.path)).toEqual([
       "metadata.name",
+      "spec.volumes",
       "spec.containers[0]",
       "spec.containers[1]",
       "spec.containers[2].name",

@@ -155,4 +155,20 @@ describe("toDbusProperties", () => {
     toDbusProperties(properties);
     expect(properties).toEqual(copy);
   });
+
+  test("volumes become BindPaths/BindReadOnlyPaths (ssbt) entries, and are absent without volumes", () => {
+    const record = asRecord(
+      toDbusProperties(
+        minimal({
+          bindPaths: [{ source: "/var/lib/vks/volumes/u/cache", destination: "/cache", ignoreMissing: false, recursive: true }],
+          bindReadOnlyPaths: [{ source: "/srv/data", destination: "/data", ignoreMissing: true, recursive: false }],
+        }),
+      ),
+    );
+    expect(record.BindPaths).toEqual(["a(ssbt)", [["/var/lib/vks/volumes/u/cache", "/cache", false, 16384n]]]);
+    expect(record.BindReadOnlyPaths).toEqual(["a(ssbt)", [["/srv/data", "/data", true, 0n]]]);
+    const plain = asRecord(toDbusProperties(minimal()));
+    expect(plain.BindPaths).toBeUndefined();
+    expect(plain.BindReadOnlyPaths).toBeUndefined();
+  });
 });
