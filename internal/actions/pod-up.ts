@@ -6,6 +6,8 @@ import { streamContainerLog, type LogModeSetting } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
 import { podWarnings } from "../pod/validate.ts";
 import { initialPods, jobStep, podWorkload, templateProblemPath, workloadKey, workloadPod, type Workload } from "../pod/workloads.ts";
+import { checkEnvReferences, fetchEnvObjects } from "../pod/env-sources.ts";
+import { manifestObjectSource } from "../pod/manifest-objects.ts";
 import { readPodManifests } from "./manifest-input.ts";
 
 export interface PodUpOptions {
@@ -24,8 +26,11 @@ export interface PodUpOptions {
  * presses Ctrl-C, which tears them down. Returns the process exit code.
  */
 export async function podUp(options: PodUpOptions): Promise<number> {
-  const { pods, workloads, source } = await readPodManifests(options.file);
+  const { pods, workloads, configMaps, secrets, source } = await readPodManifests(options.file);
+  // The file's ConfigMap and Secret documents are the pods' env (and volume) sources.
+  const objects = manifestObjectSource(configMaps, secrets, source);
   const engine = await PodEngine.open({
+    objects,
     scope: options.scope,
     stateDir: options.stateDir,
     logMode: options.logMode,
@@ -45,6 +50,8 @@ export async function podUp(options: PodUpOptions): Promise<number> {
       const [sample] = created;
       for (const warning of sample === undefined ? [] : podWarnings(sample)) consola.warn(`${label}: ${templateProblemPath(warning.path)}: ${warning.message}`);
     }
+    // A missing ConfigMap/Secret is found before any pod exists, not after the first ones started.
+    for (const pod of [...normalized, ...workloadPods.flatMap((entry) => entry.pods)]) checkEnvReferences(pod, await fetchEnvObjects(pod, objects));
     const started: V1Pod[] = [];
     const jobs: Workload[] = [];
     try {

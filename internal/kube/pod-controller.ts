@@ -10,7 +10,7 @@ import { ValidationError, errorMessage } from "../errors.ts";
 import type { PodEvent, PodProvider } from "../pod/provider.ts";
 import { isConflict, isNotFound, type KubeApiError } from "./api-error.ts";
 import type { KubeClient } from "./client.ts";
-import { EnvSourceError, resolveEnvSources, type EnvSourceFetcher, type ResolvedEnv } from "./env-sources.ts";
+import { EnvSourceError } from "../pod/env-sources.ts";
 import { podKeyOf } from "./node-pods.ts";
 import { KeyedWorkQueue } from "./work-queue.ts";
 
@@ -53,22 +53,6 @@ function splitKey(key: string): [string, string] {
   return [key.slice(0, slash), key.slice(slash + 1)];
 }
 
-/** ConfigMaps and Secrets fetched through the client, a missing one being undefined. */
-export function apiEnvSourceFetcher(client: KubeClient): EnvSourceFetcher {
-  const orUndefined = async <T>(read: () => Promise<T>): Promise<T | undefined> => {
-    try {
-      return await read();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  };
-  return {
-    configMap: (namespace, name) => orUndefined(() => client.getConfigMap(namespace, name)),
-    secret: (namespace, name) => orUndefined(() => client.getSecret(namespace, name)),
-  };
-}
-
 export class PodController {
   private readonly queue: KeyedWorkQueue;
   /** Per pod key, the uid and fingerprint last handed to the provider, so status-only changes cost nothing. */
@@ -81,7 +65,6 @@ export class PodController {
   private readonly finished = new Map<string, string>();
   /** The last create failure reported per key, so a pod retrying the same failure does not flood events. */
   private readonly reportedFailures = new Map<string, string>();
-  private readonly envFetcher: EnvSourceFetcher;
 
   constructor(
     private readonly client: KubeClient,
@@ -92,7 +75,6 @@ export class PodController {
     private readonly options: PodControllerOptions,
     private readonly hooks: PodControllerHooks = {},
   ) {
-    this.envFetcher = apiEnvSourceFetcher(client);
     this.queue = new KeyedWorkQueue((key) => this.sync(key), {
       concurrency: options.concurrency,
       retry: { initialMs: 1000, maxMs: 60_000 },
@@ -122,11 +104,6 @@ export class PodController {
   /** Resolves when no sync is queued or running; for tests and the benchmark. */
   idle(): Promise<void> {
     return this.queue.idle();
-  }
-
-  /** The pod with ConfigMap/Secret env sources resolved, as the provider must receive it. */
-  resolveEnv(pod: V1Pod): Promise<ResolvedEnv> {
-    return resolveEnvSources(pod, this.envFetcher);
   }
 
   private async sync(key: string): Promise<void> {
@@ -171,17 +148,21 @@ export class PodController {
     }
     const last = this.applied.get(key);
     if (last?.uid === uid && last.fingerprint === print) return;
-    const resolved = await this.resolveOrReport(desired);
-    await this.provider.updatePod(resolved);
+    await this.provider.updatePod(desired);
     this.applied.set(key, { uid, fingerprint: print });
   }
 
   private async create(key: string, desired: V1Pod, uid: string, print: string): Promise<void> {
-    const resolved = await this.resolveOrReport(desired);
     try {
-      await this.provider.createPod(resolved);
+      // The provider resolves ConfigMap/Secret env sources itself (through serve's PodObjectSource), so
+      // Secret values never travel in the pod and reach only the container's root-only env file.
+      await this.provider.createPod(desired);
     } catch (err) {
       if (this.finished.get(key) === uid) return;
+      if (err instanceof EnvSourceError) {
+        this.reportConfigError(desired, err);
+        throw err;
+      }
       const message = errorMessage(err);
       if (this.reportedFailures.get(key) !== message) {
         this.reportedFailures.set(key, message);
@@ -201,30 +182,14 @@ export class PodController {
     this.hooks.onCreated?.(desired);
   }
 
-  /** Resolves env sources; a missing one is reported on the pod as the kubelet does, then retried. */
-  private async resolveOrReport(desired: V1Pod): Promise<V1Pod> {
-    let resolved: ResolvedEnv;
-    try {
-      resolved = await this.resolveEnv(desired);
-    } catch (err) {
-      if (!(err instanceof EnvSourceError)) throw err;
-      const key = podKeyOf(desired);
-      if (this.reportedFailures.get(key) !== err.message) {
-        this.reportedFailures.set(key, err.message);
-        this.events.record(desired, { type: "Warning", reason: "Failed", message: `Error: ${err.message}`, container: err.container });
-      }
-      this.status.push({ ...desired, status: this.waitingStatus(desired, err) });
-      throw err;
+  /** A missing env source is reported on the pod as the kubelet does (the caller then retries). */
+  private reportConfigError(desired: V1Pod, err: EnvSourceError): void {
+    const key = podKeyOf(desired);
+    if (this.reportedFailures.get(key) !== err.message) {
+      this.reportedFailures.set(key, err.message);
+      this.events.record(desired, { type: "Warning", reason: "Failed", message: `Error: ${err.message}`, container: err.container });
     }
-    for (const { container, names } of resolved.invalidNames) {
-      this.events.record(desired, {
-        type: "Warning",
-        reason: "InvalidEnvironmentVariableNames",
-        message: `Keys [${names.join(", ")}] from the EnvFrom configMap/secret were skipped since they are invalid environment variable names.`,
-        container,
-      });
-    }
-    return resolved.pod;
+    this.status.push({ ...desired, status: this.waitingStatus(desired, err) });
   }
 
   /** Deletes the pod object; false when it was already gone or the name now belongs to a newer pod. */

@@ -10,10 +10,12 @@ import { version } from "../../package.json";
 import type { ManagerScope } from "../systemd/types.ts";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
 import type { LogModeSetting } from "../logs/logs.ts";
+import type { PodObjectSource } from "../pod/objects.ts";
 import type { PodProvider } from "../pod/provider.ts";
 import { isAccessDenied } from "./api-error.ts";
 import { Backoff, sleep } from "./backoff.ts";
 import { KubeClient } from "./client.ts";
+import { apiObjectSource } from "./env-sources.ts";
 import { EventRecorder } from "./events.ts";
 import { detectHostIP } from "../host/address.ts";
 import { readHostFacts } from "./host.ts";
@@ -59,8 +61,8 @@ export interface ServeOptions {
   statusUpdateSeconds: number;
   /** How long to wait for the API server at start before giving up. */
   startupTimeoutSeconds: number;
-  /** Opens the pod engine; tests substitute a fake. */
-  openProvider?: (hostIP: string) => Promise<ServeProvider>;
+  /** Opens the pod engine, reading pods' ConfigMaps and Secrets from `objects`; tests substitute a fake. */
+  openProvider?: (hostIP: string, objects: PodObjectSource) => Promise<ServeProvider>;
 }
 
 /** Status is written when it changes, and at least this often so readings stay current. */
@@ -89,9 +91,9 @@ class TroubleLog {
   }
 }
 
-async function openPodEngine(options: ServeOptions, hostIP: string): Promise<ServeProvider> {
+async function openPodEngine(options: ServeOptions, hostIP: string, objects: PodObjectSource): Promise<ServeProvider> {
   const { PodEngine } = await import("../pod/engine.ts");
-  return PodEngine.open({ scope: options.scope, stateDir: options.stateDir, hostIP, logMode: options.logMode, aptSources: options.aptSources });
+  return PodEngine.open({ scope: options.scope, stateDir: options.stateDir, hostIP, logMode: options.logMode, aptSources: options.aptSources, objects });
 }
 
 /**
@@ -113,29 +115,6 @@ async function waitForApiServer(client: KubeClient, nodeName: string, timeoutSec
   }
 }
 
-/**
- * The pods handed to the engine at start: each with its env sources resolved. A pod whose sources cannot
- * be resolved right now keeps the copy the engine already runs (so it is adopted, not removed) or, when
- * the engine has none, is left to the pod controller, which reports the problem and retries.
- */
-async function desiredAtStart(pods: V1Pod[], provider: ServeProvider, controller: PodController): Promise<V1Pod[]> {
-  const desired: V1Pod[] = [];
-  for (const pod of pods) {
-    const finished = pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
-    if (finished || pod.metadata?.deletionTimestamp) {
-      desired.push(pod);
-      continue;
-    }
-    try {
-      desired.push((await controller.resolveEnv(pod)).pod);
-    } catch {
-      const running = await provider.getPod(pod.metadata?.namespace || "default", pod.metadata?.name ?? "");
-      if (running !== undefined && running.metadata?.uid === pod.metadata?.uid) desired.push({ ...pod, spec: running.spec });
-    }
-  }
-  return desired;
-}
-
 export async function serve(options: ServeOptions, signal: AbortSignal): Promise<void> {
   // A label NodeRestriction would refuse is a usage error now, not a registration failing forever.
   const extraLabels = parseNodeLabels(options.nodeLabels);
@@ -154,7 +133,9 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       hint: "pass --node-ip with the address other nodes reach this host on",
     });
   }
-  const provider = await (options.openProvider ?? ((ip) => openPodEngine(options, ip)))(nodeIP);
+  // Pods' ConfigMaps and Secrets come from the API server, read by name when a pod needs them.
+  const objects = apiObjectSource(client);
+  const provider = await (options.openProvider ?? ((ip, source) => openPodEngine(options, ip, source)))(nodeIP, objects);
   const trouble = new TroubleLog();
   let kubeletApi: KubeletApi | undefined;
   try {
@@ -263,7 +244,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
 
     const assigned = await cache.relist();
     try {
-      await provider.reconcile(await desiredAtStart(assigned, provider, controller));
+      await provider.reconcile(assigned);
     } catch (err) {
       // The controller syncs every pod next anyway, with retries; a pod that failed here is not lost.
       consola.warn(`reconciling the pods already on this host: ${errorMessage(err)}`);

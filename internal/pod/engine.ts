@@ -1,7 +1,11 @@
 import type { V1ContainerStateTerminated, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
+import { podSecretEnvDirectory } from "./env-file.ts";
+import { fetchEnvObjects, type EnvObjects } from "./env-sources.ts";
+import { skippedEnvKeys } from "./env.ts";
 import { NO_OBJECTS, type PodObjectSource } from "./objects.ts";
+import { hostAllocatable, writeSecretEnvFile } from "./secret-env.ts";
 import type { Allocatable } from "./resource-field.ts";
 import { ExitCode, NotFoundError, VksError, errorMessage } from "../errors.ts";
 import { ContainerNotRunningError, startExec, type ExecProcess, type ExecRequest } from "../exec/exec.ts";
@@ -207,7 +211,14 @@ export class PodEngine implements PodProvider {
     let plans: UnitPlan[];
     try {
       const images = await this.resolveImages(pod, tracked);
-      plans = planPod({ pod, images, executables: resolveExecutables(pod, images), logs, hostIP: this.options.hostIP, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
+      const envInput = await this.envPlanInput(pod);
+      for (const skipped of skippedEnvKeys(pod, envInput.envObjects)) {
+        // The kubelet's event for keys it cannot pass; systemd takes fewer names than Kubernetes does.
+        const message = `Keys [${skipped.keys.join(", ")}] from the EnvFrom ${skipped.source} were skipped since they are invalid environment variable names.`;
+        this.emitEvent(pod, { type: "Warning", reason: "InvalidEnvironmentVariableNames", message, container: skipped.container });
+        this.options.onProgress?.(`warning: ${describePod(pod)} container ${skipped.container}: ${message}`);
+      }
+      plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
     } catch (err) {
       this.untrack(tracked);
       throw err;
@@ -234,6 +245,7 @@ export class PodEngine implements PodProvider {
       await this.removePodUnits(tracked).catch(() => undefined);
       await this.records.delete(namespace, name).catch(() => undefined);
       if (logs.mode === "file") await rm(logs.directory, { recursive: true, force: true });
+      await rm(podSecretEnvDirectory(this.stateDir, uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, uid)).catch(() => undefined);
       this.untrack(tracked);
       if (output && err instanceof VksError) {
@@ -290,12 +302,14 @@ export class PodEngine implements PodProvider {
     if (tracked.plans !== undefined) return tracked.plans;
     const pod = tracked.record.manifest;
     const images = await this.resolveImages(pod, tracked);
+    const envInput = await this.envPlanInput(pod);
     tracked.plans = planPod({
       pod,
       images,
-      executables: resolveExecutables(pod, images),
+      executables: resolveExecutables(pod, images, envInput.envObjects),
       logs: tracked.record.logs,
       hostIP: this.options.hostIP,
+      ...envInput,
       volumeDirectory: podVolumeDirectory(this.stateDir, tracked.record.uid),
     });
     return tracked.plans;
@@ -391,7 +405,21 @@ export class PodEngine implements PodProvider {
    * Only a process that never ran (systemd's own 200-243 exit statuses: no such binary, user, directory…)
    * is a failure to start.
    */
+  /**
+   * What planning needs for env sources: the ConfigMaps and Secrets the pod refers to (fetched now, so a
+   * pod planned again after a restart sees their current content), allocatable and the secret file place.
+   */
+  private async envPlanInput(pod: V1Pod): Promise<{ envObjects: EnvObjects; allocatable: Allocatable; secretEnvDirectory: string }> {
+    return {
+      envObjects: await fetchEnvObjects(pod, this.options.objects ?? NO_OBJECTS),
+      allocatable: (this.options.allocatable ??= hostAllocatable(this.stateDir)),
+      secretEnvDirectory: podSecretEnvDirectory(this.stateDir, pod.metadata?.uid ?? ""),
+    };
+  }
+
   private async startUnit(plan: UnitPlan): Promise<void> {
+    // Written before every start, so a unit started again (reboot, adoption) reads what its plan says.
+    if (plan.secretEnvironment !== undefined) await writeSecretEnvFile(plan.secretEnvironment.path, plan.secretEnvironment.assignments);
     try {
       await this.systemd.startUnit(plan);
     } catch (err) {
@@ -487,6 +515,7 @@ export class PodEngine implements PodProvider {
       }
       await this.records.delete(namespace, name);
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
+      await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, tracked.record.uid));
       this.untrack(tracked);
     });
@@ -505,6 +534,7 @@ export class PodEngine implements PodProvider {
       if (unit !== undefined) await this.systemd.stopUnit(unit.unitName);
     }
   }
+
   async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
     const tracked = this.tracked.get(keyOf(namespace, name));
     if (!tracked) return undefined;
@@ -786,9 +816,9 @@ function containerImage(pod: V1Pod, container: string): string {
 }
 
 /** Bare command names are looked up on the container's PATH, as a container runtime does in the image. */
-function resolveExecutables(pod: V1Pod, images: Record<string, ResolvedImage>): Record<string, string> {
+function resolveExecutables(pod: V1Pod, images: Record<string, ResolvedImage>, envObjects?: EnvObjects): Record<string, string> {
   const executables: Record<string, string> = {};
-  for (const name of executablesNeeded(pod, images)) {
+  for (const name of executablesNeeded(pod, images, envObjects)) {
     const found = Bun.which(name, { PATH: DEFAULT_PATH });
     if (found) executables[name] = found;
   }

@@ -2,10 +2,11 @@
  * Pod manifests: YAML (or JSON) text with one or more documents, each an `apiVersion: v1`, `kind: Pod`
  * object. Decoding is strict (see decode.ts); what the fields mean is checked later by validatePod.
  */
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { parseAllDocuments, type Document } from "yaml";
 import { ExitCode, ValidationError, VksError } from "../errors.ts";
 import { decodeStrict } from "./decode.ts";
+import { decodeConfigMap, decodeSecret } from "./manifest-objects.ts";
 import { isWorkloadKind, parseWorkload, type Workload } from "./workloads.ts";
 
 /** The kinds `pod up` runs, for messages about any other kind. */
@@ -17,6 +18,13 @@ const POD_TEMPLATE_FIELDS: Readonly<Record<string, string>> = {
   PodTemplate: "template",
   CronJob: "spec.jobTemplate.spec.template",
 };
+
+/** Objects the pods of the same file may refer to (env sources, volumes): read, not run. */
+const OBJECT_KINDS = new Set(["ConfigMap", "Secret"]);
+
+function isObjectKind(item: Record<string, unknown>): boolean {
+  return typeof item.kind === "string" && OBJECT_KINDS.has(item.kind) && item.apiVersion === "v1";
+}
 
 /** `kubectl get pods -o yaml` prints a List; its items are accepted as if they were separate documents. */
 const LIST_KINDS = new Set(["List", "PodList"]);
@@ -74,6 +82,7 @@ function podObjects(value: unknown, where: Located, source: string): { objects: 
     const objects = items.map((item, position) => {
       if (isMapping(item) && item.kind === "Pod" && item.apiVersion === "v1") return item;
       if (isMapping(item) && isWorkloadKind(item.kind)) return item;
+      if (isMapping(item) && isObjectKind(item)) return item;
       const itemKind = isMapping(item) ? item.kind : undefined;
       throw invalidInput(
         `${label}: items[${position}] ${describeKind(itemKind)}; vks runs ${RUNNABLE_KINDS}`,
@@ -83,6 +92,7 @@ function podObjects(value: unknown, where: Located, source: string): { objects: 
     return { objects, fromList: true };
   }
   if (isWorkloadKind(kind)) return { objects: [value], fromList: false };
+  if (isObjectKind(value)) return { objects: [value], fromList: false };
   if (kind !== "Pod") {
     const template = typeof kind === "string" ? POD_TEMPLATE_FIELDS[kind] : undefined;
     throw invalidInput(
@@ -106,6 +116,10 @@ export interface ManifestContents {
   pods: V1Pod[];
   /** Deployment, ReplicaSet, StatefulSet, DaemonSet and Job documents (see workloads.ts). */
   workloads: Workload[];
+  /** ConfigMap and Secret documents (apiVersion v1): the pods' env and volume sources under `pod up`. */
+  configMaps: V1ConfigMap[];
+  /** Secrets with stringData merged into data, as the API server stores them. */
+  secrets: V1Secret[];
 }
 
 /** The Pod documents of `text` only (see parseManifestContents). */
@@ -121,7 +135,7 @@ export function parseManifests(text: string, source: string): V1Pod[] {
 export function parseManifestContents(text: string, source: string): ManifestContents {
   const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   // parseAllDocuments returns a placeholder object rather than an array for text without any document.
-  if (!Array.isArray(documents)) return { pods: [], workloads: [] };
+  if (!Array.isArray(documents)) return { pods: [], workloads: [], configMaps: [], secrets: [] };
   const errors = syntaxErrors(documents, source);
   if (errors.length > 0) {
     throw invalidInput(`${source}: invalid YAML:\n${errors.join("\n")}`, "fix the YAML syntax at the positions shown");
@@ -130,6 +144,8 @@ export function parseManifestContents(text: string, source: string): ManifestCon
   const multiple = documents.length > 1;
   const pods: V1Pod[] = [];
   const workloads: Workload[] = [];
+  const configMaps: V1ConfigMap[] = [];
+  const secrets: V1Secret[] = [];
   documents.forEach((document, position) => {
     const value: unknown = document.toJS();
     // A document with nothing but comments, or an explicit `---` with nothing after it.
@@ -143,6 +159,14 @@ export function parseManifestContents(text: string, source: string): ManifestCon
         workloads.push(parseWorkload(object, label));
         return;
       }
+      if (object.kind === "ConfigMap") {
+        configMaps.push(decodeConfigMap(object, label));
+        return;
+      }
+      if (object.kind === "Secret") {
+        secrets.push(decodeSecret(object, label));
+        return;
+      }
       const { decoded, problems } = decodeStrict(object, "V1Pod");
       if (problems.length > 0) throw new ValidationError(label, problems);
       const pod = decoded as V1Pod;
@@ -150,5 +174,5 @@ export function parseManifestContents(text: string, source: string): ManifestCon
       pods.push(pod);
     });
   });
-  return { pods, workloads };
+  return { pods, workloads, configMaps, secrets };
 }

@@ -10,7 +10,10 @@ import type { ResolvedImage } from "../image/types.ts";
 import type { ExecCommand, ServiceProperties, ServiceRestart, ServiceType, UnitPlan } from "../systemd/types.ts";
 import { unitNameFor } from "../unit/name.ts";
 import { containerEnv, type EnvResolution, type ResolvedEnvVar } from "./env.ts";
-import { expandReferences, lookupFrom } from "./expand.ts";
+import { secretEnvFile } from "./env-file.ts";
+import { EnvSourceError, type EnvObjects } from "./env-sources.ts";
+import type { Allocatable } from "./resource-field.ts";
+import { expandReferences } from "./expand.ts";
 import { launchCommands } from "./launcher.ts";
 import { containerBinds } from "./volumes.ts";
 import type { RestartPolicy } from "./validate.ts";
@@ -39,6 +42,15 @@ export interface PlanInput {
    * only when a container mounts a volume other than hostPath.
    */
   volumeDirectory?: string;
+  /** The ConfigMaps and Secrets the pod's env refers to (fetched by the engine); absent: none exist. */
+  envObjects?: EnvObjects;
+  /** The node's allocatable resources, for resourceFieldRef on a limit the container does not set. */
+  allocatable?: Allocatable;
+  /**
+   * Where the pod's secret env files go (per pod UID, under the state dir; see env-file.ts). Needed only
+   * when a container has an env value from a Secret.
+   */
+  secretEnvDirectory?: string;
 }
 
 const MICROS_PER_SECOND = 1_000_000n;
@@ -117,6 +129,8 @@ interface Argv {
   argv: string[];
   /** Field path (or image description) that supplied argv[0]. */
   origin: string;
+  /** Positions of argv words that expanded a `$(VAR)` holding a Secret's value. */
+  secretWords: ReadonlySet<number>;
 }
 
 /**
@@ -130,19 +144,37 @@ function containerArgv(
   image: ResolvedImage,
   env: ResolvedEnvVar[],
 ): Argv {
-  const lookup = lookupFrom(env.map(({ name, value }) => [name, value] as const));
-  const expand = (words: string[]) => words.map((word) => expandReferences(word, lookup));
+  const byName = new Map(env.map((entry) => [entry.name, entry] as const));
+  const secretWords = new Set<number>();
+  const expand = (words: string[], offset: number) =>
+    words.map((word, index) =>
+      expandReferences(word, (name) => {
+        const entry = byName.get(name);
+        if (entry?.secret) secretWords.add(offset + index);
+        return entry?.value;
+      }),
+    );
   const command = container.command;
   const args = container.args;
   if (command !== undefined && command.length > 0) {
-    return { argv: expand([...command, ...(args ?? [])]), origin: `${containerPath}.command[0]` };
+    return { argv: expand([...command, ...(args ?? [])], 0), origin: `${containerPath}.command[0]`, secretWords };
   }
-  const cmd = args !== undefined && args.length > 0 ? expand(args) : image.cmd;
+  const cmd = args !== undefined && args.length > 0 ? expand(args, image.entrypoint.length) : image.cmd;
   if (image.entrypoint.length > 0) {
-    return { argv: [...image.entrypoint, ...cmd], origin: `the entrypoint of image "${image.reference}"` };
+    return { argv: [...image.entrypoint, ...cmd], origin: `the entrypoint of image "${image.reference}"`, secretWords };
   }
   const origin = args !== undefined && args.length > 0 ? `${containerPath}.args[0]` : `the default command of image "${image.reference}"`;
-  return { argv: cmd, origin };
+  return { argv: cmd, origin, secretWords };
+}
+
+function secretEnvFileOf(input: PlanInput, containerName: string): string {
+  if (input.secretEnvDirectory === undefined) {
+    throw new VksError(`container "${containerName}" has secret env but the plan input names no secretEnvDirectory`, {
+      exitCode: ExitCode.software,
+      hint: "this is a bug in vks: the engine passes the pod's secret env directory",
+    });
+  }
+  return secretEnvFile(input.secretEnvDirectory, containerName);
 }
 
 function isBareName(program: string): boolean {
@@ -178,9 +210,9 @@ function podIdentity(pod: V1Pod): { namespace: string; name: string; uid: string
  * in `images` are skipped. Variables from status fields are unknown here; the rare argv[0] made from one
  * keeps its `$(VAR)` text and is then reported as not found by planPod.
  */
-export function executablesNeeded(pod: V1Pod, images: Record<string, ResolvedImage>): string[] {
+export function executablesNeeded(pod: V1Pod, images: Record<string, ResolvedImage>, envObjects?: EnvObjects): string[] {
   const needed = new Set<string>();
-  const resolution: EnvResolution = { mode: "lenient", host: {} };
+  const resolution: EnvResolution = { mode: "lenient", host: {}, ...(envObjects === undefined ? {} : { objects: envObjects }) };
   containerSlots(pod).forEach(({ container, path: containerPath }) => {
     const image = images[container.name];
     if (image === undefined) return;
@@ -201,7 +233,8 @@ function mergedEnvironment(image: ResolvedImage, env: ResolvedEnvVar[]): string[
     const separator = assignment.indexOf("=");
     return !overridden.has(separator === -1 ? assignment : assignment.slice(0, separator));
   });
-  return [...fromImage, ...env.map(({ name, value }) => `${name}=${value}`)];
+  // Secret values go to the unit's env file instead (planContainer); they still hide the image's value.
+  return [...fromImage, ...env.filter((entry) => !entry.secret).map(({ name, value }) => `${name}=${value}`)];
 }
 
 /** The user and group to run as: securityContext (container over pod) wins over the image's. */
@@ -265,8 +298,15 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
   const env = containerEnv(pod, container, containerPath, {
     mode: "strict",
     host: input.hostIP === undefined ? {} : { hostIP: input.hostIP },
+    ...(input.envObjects === undefined ? {} : { objects: input.envObjects }),
+    ...(input.allocatable === undefined ? {} : { allocatable: input.allocatable }),
   });
   const argv = containerArgv(container, containerPath, image, env);
+  const secretEnv = env.filter((entry) => entry.secret).map(({ name, value }) => `${name}=${value}`);
+  const secretFile = secretEnv.length > 0 || argv.secretWords.size > 0 ? secretEnvFileOf(input, container.name) : undefined;
+  if (argv.secretWords.has(0)) {
+    throw planError(`${argv.origin}: the program to run must not come from a Secret`, "name the program literally; pass the Secret as an argument or variable");
+  }
   if (argv.argv.length === 0) {
     throw planError(
       `${containerPath}: image "${image.reference}" names no program to run${image.explanation ? ` (${image.explanation})` : ""}`,
@@ -285,6 +325,7 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
       execStartPre: image.execStartPre,
       execStart: [execStart(argv, workingDirectory, input.executables)],
       environment: mergedEnvironment(image, env),
+      ...(secretFile === undefined ? {} : { secretEnvironment: secretEnv, secretStartWords: argv.secretWords }),
     },
     (variable) => (env.some((entry) => entry.name === variable) ? `${containerPath}.env` : `the environment of image "${image.reference}"`),
   );
@@ -298,7 +339,8 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     execStart: commands.execStart,
     execStartPre: commands.execStartPre,
     environment: commands.environment,
-    environmentFiles: image.environmentFiles,
+    // The secret file comes last, so that the container's own values win over the image's files.
+    environmentFiles: secretFile === undefined ? image.environmentFiles : [...image.environmentFiles, { path: secretFile, optional: false }],
     ...(workingDirectory === undefined ? {} : { workingDirectory }),
     ...identity(pod, container, containerPath, image),
     runtimeDirectory: image.runtimeDirectory,
@@ -318,6 +360,7 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     unitName: unitNameFor({ namespace, pod: name, container: container.name, uid }),
     containerName: container.name,
     properties,
+    ...(secretFile === undefined ? {} : { secretEnvironment: { path: secretFile, assignments: commands.secretEnvironment ?? [] } }),
     ...(initOrder === undefined ? {} : { init: { order: initOrder, restartable } }),
   };
 }
@@ -333,6 +376,7 @@ export function planPod(input: PlanInput): UnitPlan[] {
     try {
       return planContainer(input, slot);
     } catch (err) {
+      if (err instanceof EnvSourceError) throw err.prefixed(`pod ${namespace}/${name}: `);
       if (!(err instanceof VksError)) throw err;
       throw new VksError(`pod ${namespace}/${name}: ${err.message}`, err.options);
     }

@@ -10,6 +10,7 @@ import { ValidationError, type FieldProblem } from "../errors.ts";
 import { isDns1123Label, isDns1123Subdomain } from "../unit/name.ts";
 import { childPath } from "./decode.ts";
 import { isSupportedFieldPath, SUPPORTED_FIELD_PATHS } from "./env.ts";
+import { checkEnvSources } from "./env-validate.ts";
 import { checkVolumeMounts, checkVolumes } from "./volumes.ts";
 
 export const RESTART_POLICIES = ["Always", "OnFailure", "Never"] as const;
@@ -110,13 +111,8 @@ function checkEnv(env: unknown, path: string, problems: Problems): void {
       return;
     }
     const [source] = sources;
-    if (source !== "fieldRef") {
-      problems.add(
-        `${fromPath}.${source}`,
-        "vks supports only valueFrom.fieldRef: it reads no ConfigMaps, Secrets or resource limits; use value",
-      );
-      return;
-    }
+    // The other sources are checked with the pod's container names at hand (env-validate.ts).
+    if (source !== "fieldRef") return;
     const fieldRef = valueFrom.fieldRef;
     if (!isFields(fieldRef)) {
       problems.add(`${fromPath}.fieldRef`, "must be a mapping with fieldPath");
@@ -171,9 +167,6 @@ function checkContainer(
     problems.add(`${path}.workingDir`, "must be an absolute path");
   }
   checkEnv(container.env, `${path}.env`, problems);
-  if (isNonEmptyList(container.envFrom)) {
-    problems.add(`${path}.envFrom`, "not supported: vks reads no ConfigMaps or Secrets; list the variables under env");
-  }
   checkVolumeMounts(container.volumeMounts, `${path}.volumeMounts`, volumeNames, (field, message) => problems.add(field, message));
   if (isNonEmptyList(container.volumeDevices)) {
     problems.add(`${path}.volumeDevices`, "not supported: vks attaches no block devices");
@@ -237,6 +230,12 @@ function podProblems(pod: V1Pod): FieldProblem[] {
     ),
   );
   const volumeNames = checkVolumes(spec.volumes, containerNames, (field, message) => problems.add(field, message));
+  for (const [list, field] of [[spec.initContainers, "initContainers"], [spec.containers, "containers"]] as const) {
+    if (!Array.isArray(list)) continue;
+    list.forEach((container: unknown, index) => {
+      if (isFields(container)) checkEnvSources(container, `spec.${field}[${index}]`, containerNames, (path, message) => problems.add(path, message));
+    });
+  }
   // Container names are unique across init and app containers: both name units and log streams.
   const names = new Map<string, string>();
   if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers)) {

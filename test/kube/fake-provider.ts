@@ -11,6 +11,9 @@ import type { PodLogs } from "../../internal/state/records.ts";
 import type { PodContainerUnits } from "../../internal/pod/engine.ts";
 import type { UnitAccounting } from "../../internal/systemd/accounting.ts";
 import type { ServeProvider } from "../../internal/kube/serve.ts";
+import { containerEnv, type ResolvedEnvVar } from "../../internal/pod/env.ts";
+import { fetchEnvObjects } from "../../internal/pod/env-sources.ts";
+import { NO_OBJECTS, type PodObjectSource } from "../../internal/pod/objects.ts";
 
 const keyOf = (pod: V1Pod) => `${pod.metadata?.namespace || "default"}/${pod.metadata?.name ?? ""}`;
 
@@ -24,14 +27,29 @@ export class FakeProvider implements ServeProvider {
   healthy = true;
   /** Makes createPod throw this (once per pod) when set. */
   failCreate: Error | undefined;
+  /** Each created pod's resolved env per container, as the engine would compute it from serve's objects. */
+  readonly resolvedEnv = new Map<string, Record<string, ResolvedEnvVar[]>>();
+  private objects: PodObjectSource = NO_OBJECTS;
   private readonly podListeners: ((pod: V1Pod) => void)[] = [];
   private readonly eventListeners: ((pod: V1Pod, event: PodEvent) => void)[] = [];
 
   constructor(private readonly hostIP = "10.0.0.7") {}
 
+  /** serve's PodObjectSource (the API server), which the engine resolves env sources from. */
+  useObjects(objects: PodObjectSource): void {
+    this.objects = objects;
+  }
+
   async createPod(pod: V1Pod): Promise<void> {
     this.calls.push(`create ${keyOf(pod)}`);
     if (this.failCreate) throw this.failCreate;
+    // As the engine does before planning: a missing required source throws EnvSourceError.
+    const envObjects = await fetchEnvObjects(pod, this.objects);
+    const env: Record<string, ResolvedEnvVar[]> = {};
+    (pod.spec?.containers ?? []).forEach((container, index) => {
+      env[container.name] = containerEnv(pod, container, `spec.containers[${index}]`, { mode: "strict", host: { hostIP: this.hostIP }, objects: envObjects });
+    });
+    this.resolvedEnv.set(keyOf(pod), env);
     const stored: V1Pod = structuredClone(pod);
     this.pods.set(keyOf(pod), stored);
     this.emitEvent(stored, { type: "Normal", reason: "Started", message: "Started container main", container: pod.spec?.containers[0]?.name });

@@ -2,6 +2,7 @@
 // provider, and waiting on observable state (never on fixed delays).
 import { consola } from "consola";
 import { serve, type ServeOptions, type ServeProvider } from "../../internal/kube/serve.ts";
+import type { PodObjectSource } from "../../internal/pod/objects.ts";
 import type { RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject, JsonValue } from "../apiserver/json.ts";
 
@@ -31,10 +32,17 @@ export function serveOptions(cluster: RunningTestApiServer, overrides: Partial<S
   };
 }
 
+/** Hands serve's PodObjectSource to a provider that takes one (the fake resolves env from it, like the engine). */
+function withObjects(provider: ServeProvider, objects: PodObjectSource): ServeProvider {
+  const aware = provider as ServeProvider & { useObjects?: (objects: PodObjectSource) => void };
+  aware.useObjects?.(objects);
+  return provider;
+}
+
 export function startServe(cluster: RunningTestApiServer, provider: ServeProvider, overrides: Partial<ServeOptions> = {}): RunningServe {
   const abort = new AbortController();
   let failure: unknown;
-  const done = serve({ ...serveOptions(cluster, overrides), openProvider: async () => provider }, abort.signal).catch((err: unknown) => {
+  const done = serve({ ...serveOptions(cluster, overrides), openProvider: async (_hostIP, objects) => withObjects(provider, objects) }, abort.signal).catch((err: unknown) => {
     failure = err;
   });
   return {

@@ -142,15 +142,22 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     );
     // Waits for Succeeded (the test's own timeout bounds it) rather than for the first terminal phase: the
     // engine can briefly report a just-started unit as ContainerStatusUnknown (reported to its owner).
-    await cluster.admin.waitFor("pods", "env-echo", "default", (p) => phaseOf(p) === "Succeeded");
+    const echoed = await cluster.admin.waitFor("pods", "env-echo", "default", (p) => phaseOf(p) === "Succeeded");
+    // The Secret's value went through the unit's root-only env file: no unit property shows it.
+    const echoUnit = `vks.default.env-echo.main.${String(at(echoed, "metadata", "uid"))}.service`;
+    const shown = Bun.spawnSync(["systemctl", ...managerFlag, "show", echoUnit]).stdout.toString();
+    expect(shown).toContain("EnvironmentFiles=");
+    // (The test's own script compares against "t0p", so it is the assignment that must be absent.)
+    expect(shown).not.toContain("TOKEN=t0p");
+    expect(shown).toMatch(/EnvironmentFiles=\S*secret-env\S*main\.env/);
 
     await cluster.admin.create(
       "pods",
-      pod("unrunnable", { containers: [{ name: "main", image: "/bin/sleep", env: [{ name: "CPU", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } }] }] }),
+      pod("unrunnable", { containers: [{ name: "main", image: "/bin/sleep", volumeDevices: [{ name: "disk", devicePath: "/dev/xvda" }] }] }),
     );
     const failed = await cluster.admin.waitFor("pods", "unrunnable", "default", (p) => phaseOf(p) === "Failed");
     expect(at(failed, "status", "reason")).toBe("ProviderFailed");
-    expect(at(failed, "status", "message")).toContain("resourceFieldRef");
+    expect(at(failed, "status", "message")).toContain("volumeDevices");
     const events = await cluster.admin.list("events", { namespace: "default" });
     expect(events.some((e) => at(e, "involvedObject", "name") === "unrunnable" && e["reason"] === "ProviderCreateFailed")).toBe(true);
   }, 30_000);

@@ -144,7 +144,7 @@ describe("pods", () => {
     expect(provider.pods.has("default/doomed")).toBe(false);
   });
 
-  test("ConfigMap and Secret env sources reach the provider as literal values", async () => {
+  test("ConfigMap and Secret env sources are resolved from the API server; the pod keeps only references", async () => {
     await cluster.admin.create("configmaps", { metadata: { name: "settings", namespace: "default" }, data: { MODE: "fast", PRICE: "$(NOT_A_REF)" } });
     await cluster.admin.create("secrets", { metadata: { name: "creds", namespace: "default" }, data: { password: Buffer.from("s3cret").toString("base64") } });
     await cluster.admin.create(
@@ -160,15 +160,28 @@ describe("pods", () => {
       }),
     );
     await cluster.admin.waitFor("pods", "env", "default", (p) => phaseOf(p) === "Running");
+    // The provider gets the pod as written: no Secret value travels in it (nor lands in its record).
     const container = provider.pods.get("default/env")?.spec?.containers[0];
-    expect(container?.envFrom).toBeUndefined();
-    expect(container?.env).toEqual([
+    expect(container?.envFrom).toEqual([{ configMapRef: { name: "settings" }, prefix: "CFG_" }]);
+    expect(JSON.stringify(provider.pods.get("default/env"))).not.toContain("s3cret");
+    // What the engine computes from serve's PodObjectSource: the Secret's value marked secret.
+    expect(provider.resolvedEnv.get("default/env")?.["main"]).toEqual([
       { name: "CFG_MODE", value: "fast" },
-      { name: "CFG_PRICE", value: "$$(NOT_A_REF)" },
-      { name: "PASSWORD", value: "s3cret" },
-      { name: "NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
-      { name: "PLAIN", value: "$(CFG_MODE)-plain" },
+      { name: "CFG_PRICE", value: "$(NOT_A_REF)" },
+      { name: "PASSWORD", value: "s3cret", secret: true },
+      { name: "NODE", value: "serve-node" },
+      { name: "PLAIN", value: "fast-plain" },
     ]);
+  });
+
+  test("a missing Secret holds the pod in CreateContainerConfigError until it exists; its value stays secret", async () => {
+    await cluster.admin.create("pods", podManifest("needs-secret", "serve-node", { env: [{ name: "TOKEN", valueFrom: { secretKeyRef: { name: "later-secret", key: "token" } } }] }));
+    const waiting = await cluster.admin.waitFor("pods", "needs-secret", "default", (p) => at(p, "status", "containerStatuses", 0, "state", "waiting", "reason") === "CreateContainerConfigError");
+    expect(at(waiting, "status", "containerStatuses", 0, "state", "waiting", "message")).toContain('secret "later-secret" not found');
+    await cluster.admin.create("secrets", { metadata: { name: "later-secret", namespace: "default" }, data: { token: Buffer.from("t0ken").toString("base64") } });
+    const running = await cluster.admin.waitFor("pods", "needs-secret", "default", (p) => phaseOf(p) === "Running");
+    expect(JSON.stringify(running)).not.toContain("t0ken");
+    expect(provider.resolvedEnv.get("default/needs-secret")?.["main"]).toEqual([{ name: "TOKEN", value: "t0ken", secret: true }]);
   });
 
   test("a missing ConfigMap holds the pod in CreateContainerConfigError until it exists", async () => {
@@ -178,7 +191,7 @@ describe("pods", () => {
     expect(at(waiting, "status", "containerStatuses", 0, "state", "waiting", "message")).toContain('configmap "later" not found');
     await cluster.admin.create("configmaps", { metadata: { name: "later", namespace: "default" }, data: { x: "1" } });
     await cluster.admin.waitFor("pods", "needs-config", "default", (p) => phaseOf(p) === "Running");
-    expect(provider.pods.get("default/needs-config")?.spec?.containers[0]?.env).toEqual([{ name: "X", value: "1" }]);
+    expect(provider.resolvedEnv.get("default/needs-config")?.["main"]).toEqual([{ name: "X", value: "1" }]);
   });
 
   test("a watch that expires (410) is followed by a re-list", async () => {

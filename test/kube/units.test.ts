@@ -1,8 +1,7 @@
-// The pure parts of serve: node conditions from readings, env source resolution, status patches, the
+// The pure parts of serve: node conditions from readings, status patches, the
 // work queue's coalescing, and the wire format of times.
 import { describe, expect, test } from "bun:test";
-import type { V1ConfigMap, V1NodeCondition, V1Pod, V1Secret } from "@kubernetes/client-node";
-import { EnvSourceError, escapeReferences, resolveEnvSources, type EnvSourceFetcher } from "../../internal/kube/env-sources.ts";
+import type { V1NodeCondition, V1Pod } from "@kubernetes/client-node";
 import { kilobyteField } from "../../internal/host/kernel-files.ts";
 import { osImageFrom, type HostReadings } from "../../internal/kube/host.ts";
 import { mergeNodeConditions, nodeTaints, observedConditions, sameConditions } from "../../internal/kube/node-status.ts";
@@ -10,7 +9,6 @@ import { podEventObject } from "../../internal/kube/events.ts";
 import { mergePodConditions, podStatusPatch } from "../../internal/kube/pod-status-writer.ts";
 import { KeyedWorkQueue } from "../../internal/kube/work-queue.ts";
 import { toWire } from "../../internal/kube/wire.ts";
-import { expandReferences } from "../../internal/pod/expand.ts";
 import { V1MicroTime } from "@kubernetes/client-node";
 
 const GiB = 1024 ** 3;
@@ -87,74 +85,6 @@ describe("node conditions", () => {
   test("host file parsing", () => {
     expect(osImageFrom('NAME="Debian"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')).toBe("Debian GNU/Linux 12 (bookworm)");
     expect(kilobyteField("MemTotal:       16303780 kB\nMemAvailable:    8000000 kB\n", "MemAvailable")).toBe(8_000_000 * 1024);
-  });
-});
-
-function fetcher(configMaps: Record<string, Record<string, string>>, secrets: Record<string, Record<string, string>>): EnvSourceFetcher & { fetches: string[] } {
-  const fetches: string[] = [];
-  return {
-    fetches,
-    async configMap(_namespace, name): Promise<V1ConfigMap | undefined> {
-      fetches.push(`configmap ${name}`);
-      return configMaps[name] === undefined ? undefined : { data: configMaps[name] };
-    },
-    async secret(_namespace, name): Promise<V1Secret | undefined> {
-      fetches.push(`secret ${name}`);
-      const data = secrets[name];
-      return data === undefined ? undefined : { data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) };
-    },
-  };
-}
-
-function podWith(container: Record<string, unknown>): V1Pod {
-  return { metadata: { name: "p", namespace: "ns" }, spec: { containers: [{ name: "c", image: "/bin/true", ...container }] } };
-}
-
-describe("env sources", () => {
-  test("envFrom then env, later entries overriding by position of expansion; fetched once per object", async () => {
-    const source = fetcher({ cm: { A: "1", B: "2" } }, { s: { TOKEN: "t0k" } });
-    const { pod } = await resolveEnvSources(
-      podWith({
-        envFrom: [{ configMapRef: { name: "cm" } }, { secretRef: { name: "s" }, prefix: "S_" }],
-        env: [{ name: "A", valueFrom: { configMapKeyRef: { name: "cm", key: "B" } } }, { name: "X", value: "$(A)" }],
-      }),
-      source,
-    );
-    expect(pod.spec?.containers[0]?.env).toEqual([
-      { name: "A", value: "1" },
-      { name: "B", value: "2" },
-      { name: "S_TOKEN", value: "t0k" },
-      { name: "A", value: "2" },
-      { name: "X", value: "$(A)" },
-    ]);
-    expect(pod.spec?.containers[0]?.envFrom).toBeUndefined();
-    expect(source.fetches).toEqual(["configmap cm", "secret s"]);
-  });
-
-  test("values from sources are not expanded again", () => {
-    const escaped = escapeReferences("cost: $5 $(HOME) $$");
-    expect(expandReferences(escaped, () => "EXPANDED")).toBe("cost: $5 $(HOME) $$");
-  });
-
-  test("optional misses are skipped; required misses name the object or key", async () => {
-    const source = fetcher({ cm: { A: "1" } }, {});
-    const optional = await resolveEnvSources(
-      podWith({ envFrom: [{ secretRef: { name: "nope", optional: true } }], env: [{ name: "Y", valueFrom: { configMapKeyRef: { name: "cm", key: "missing", optional: true } } }] }),
-      source,
-    );
-    expect(optional.pod.spec?.containers[0]?.env).toEqual([]);
-    const missingObject = resolveEnvSources(podWith({ env: [{ name: "Y", valueFrom: { secretKeyRef: { name: "nope", key: "k" } } }] }), source);
-    await expect(missingObject).rejects.toThrow('secret "nope" not found in namespace ns');
-    const missingKey = resolveEnvSources(podWith({ env: [{ name: "Y", valueFrom: { configMapKeyRef: { name: "cm", key: "zz" } } }] }), source);
-    await expect(missingKey).rejects.toBeInstanceOf(EnvSourceError);
-    await expect(missingKey).rejects.toThrow("couldn't find key zz in ConfigMap ns/cm");
-  });
-
-  test("a pod without sources is passed through untouched, without fetching", async () => {
-    const source = fetcher({}, {});
-    const pod = podWith({ env: [{ name: "A", value: "1" }] });
-    expect((await resolveEnvSources(pod, source)).pod).toBe(pod);
-    expect(source.fetches).toEqual([]);
   });
 });
 

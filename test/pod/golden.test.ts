@@ -8,7 +8,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ResolvedImage } from "../../internal/image/types.ts";
-import { parseManifests } from "../../internal/pod/manifest.ts";
+import { parseManifestContents } from "../../internal/pod/manifest.ts";
+import type { EnvObjects } from "../../internal/pod/env-sources.ts";
 import { LAUNCHER_SCRIPT } from "../../internal/pod/launcher.ts";
 import { executablesNeeded, planPod, type PlanLogs } from "../../internal/pod/plan.ts";
 import { validatePod } from "../../internal/pod/validate.ts";
@@ -18,6 +19,8 @@ const TESTDATA = join(import.meta.dir, "testdata");
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 const DEFAULT_UID = "6f1c2d3e-0000-4000-8000-000000000001";
 const HOST_IP = "192.0.2.10";
+/** A fixed node for resourceFieldRef on limits a container does not set. */
+const ALLOCATABLE = { cpu: "4", memory: "8047772Ki", "ephemeral-storage": "94311376Ki" };
 
 interface CaseInput {
   logs?: PlanLogs;
@@ -56,7 +59,13 @@ function runCase(name: string): { kind: "plan" | "error"; text: string } {
   const inputPath = join(TESTDATA, `${name}.input.json`);
   const overrides: CaseInput = existsSync(inputPath) ? JSON.parse(readFileSync(inputPath, "utf8")) : {};
   try {
-    const pods = parseManifests(text, `${name}.yaml`);
+    const contents = parseManifestContents(text, `${name}.yaml`);
+    const pods = contents.pods;
+    // The case's ConfigMap and Secret documents are its pods' env sources, as under `pod up`.
+    const envObjects: EnvObjects = {
+      configMaps: Object.fromEntries(contents.configMaps.map((object) => [object.metadata?.name ?? "", object])),
+      secrets: Object.fromEntries(contents.secrets.map((object) => [object.metadata?.name ?? "", object])),
+    };
     const plans = pods.map((parsed) => {
       validatePod(parsed, `${name}.yaml`);
       // What the engine does before planning: a namespace and a uid.
@@ -69,13 +78,15 @@ function runCase(name: string): { kind: "plan" | "error"; text: string } {
         images[container.name] = image;
       }
       const executables: Record<string, string> = {};
-      for (const needed of executablesNeeded(pod, images)) {
+      for (const needed of executablesNeeded(pod, images, envObjects)) {
         const found = executablesOnHost[needed];
         if (found !== undefined) executables[needed] = found;
       }
       // The engine's per-pod volume directory (volume-data.ts podVolumeDirectory) under the system state dir.
       const volumeDirectory = `/var/lib/vks/volumes/${pod.metadata.uid}`;
-      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory });
+      // Env sources as the engine passes them (env-file.ts podSecretEnvDirectory under the system state dir).
+      const env = { envObjects, allocatable: ALLOCATABLE, secretEnvDirectory: `/var/lib/vks/secret-env/${pod.metadata.uid}` };
+      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory, ...env });
     });
     return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans) };
   } catch (err) {
