@@ -3,7 +3,7 @@
  * object. Decoding is strict (see decode.ts); what the fields mean is checked later by validatePod.
  */
 import type { V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
-import { parseAllDocuments, type Document } from "yaml";
+import { parseAllDocuments, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions, type Tags } from "yaml";
 import { ExitCode, ValidationError, VksError } from "../errors.ts";
 import { decodeStrict } from "./decode.ts";
 import { decodeConfigMap, decodeSecret } from "./manifest-objects.ts";
@@ -128,12 +128,24 @@ export function parseManifests(text: string, source: string): V1Pod[] {
 }
 
 /**
+ * YAML 1.1, as kubectl and the API server read manifests (go-yaml v2): `defaultMode: 0644` is octal 420,
+ * which YAML 1.2 would read as decimal 644 and every volume mode would be refused. Timestamps stay strings
+ * (no Kubernetes field takes a YAML date; an unquoted date in an env value or annotation keeps its text).
+ */
+const YAML_OPTIONS = {
+  prettyErrors: true,
+  uniqueKeys: true,
+  version: "1.1",
+  customTags: (tags: Tags) => tags.filter((tag) => typeof tag === "string" || tag.tag !== "tag:yaml.org,2002:timestamp"),
+} as const satisfies DocumentOptions & ParseOptions & SchemaOptions;
+
+/**
  * Parses every document in `text`: Pods into V1Pods, workloads into Workloads. `source` names the text in
  * messages (a file name, or "<stdin>"). Empty documents are skipped; any other kind is an error naming the
  * document. The pods' `status` is dropped, as an API server ignores it on create.
  */
 export function parseManifestContents(text: string, source: string): ManifestContents {
-  const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  const documents = parseAllDocuments(text, YAML_OPTIONS);
   // parseAllDocuments returns a placeholder object rather than an array for text without any document.
   if (!Array.isArray(documents)) return { pods: [], workloads: [], configMaps: [], secrets: [] };
   const errors = syntaxErrors(documents, source);

@@ -203,3 +203,14 @@ spec:
     expect(pod?.spec?.containers[0]?.command).toBeUndefined();
   });
 });
+
+describe("YAML as kubectl reads it (1.1)", () => {
+  test("a leading 0 is octal, so volume modes read as Kubernetes reads them; dates stay text", () => {
+    const { pods } = parseManifestContents(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: x, annotations: {d: 2024-01-01}}\nspec:\n  containers: [{name: c, image: /bin/true}]\n  volumes: [{name: v, configMap: {name: cm, defaultMode: 0644}}]\n",
+      "t.yaml",
+    );
+    expect(pods[0]?.spec?.volumes?.[0]?.configMap?.defaultMode).toBe(0o644);
+    expect(pods[0]?.metadata?.annotations?.["d"]).toBe("2024-01-01");
+  });
+});
