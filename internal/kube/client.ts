@@ -5,6 +5,7 @@
 import {
   ApiException,
   AuthenticationV1Api,
+  type AuthenticationV1TokenRequest,
   AuthorizationV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -221,6 +222,13 @@ export class KubeClient {
 
   getSecret(namespace: string, name: string): Promise<V1Secret> {
     return this.call({ verb: "get", resource: "secrets", namespace, name }, () => this.core.readNamespacedSecret({ namespace, name }, this.plain));
+  }
+
+  /** A service account token bound to a pod (TokenRequest), for its projected serviceAccountToken volume. */
+  createServiceAccountToken(namespace: string, serviceAccount: string, request: AuthenticationV1TokenRequest): Promise<AuthenticationV1TokenRequest> {
+    return this.call({ verb: "create", resource: "serviceaccounts/token", namespace, name: serviceAccount }, () =>
+      this.core.createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: request }, this.plain),
+    );
   }
 
   /** Asks the API server who a bearer token belongs to (the kubelet API's webhook authentication). */

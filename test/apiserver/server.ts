@@ -182,6 +182,23 @@ export class TestApiServer {
         for (const listener of this.requestListeners) listener(record);
       },
     };
+    // What kube-controller-manager's service account and root-CA publisher controllers give every
+    // namespace: a "default" ServiceAccount and the kube-root-ca.crt ConfigMap that the default projected
+    // kube-api-access volume of every pod reads.
+    const serviceAccounts = resourceTypeNamed("serviceaccounts");
+    const configMaps = resourceTypeNamed("configmaps");
+    this.store.onChange((change) => {
+      if (change.type !== "ADDED" || change.resourceType.resource !== "namespaces") return;
+      const namespace = stringAt(objectAt(change.object, "metadata"), "name") ?? "";
+      queueMicrotask(() => {
+        if (serviceAccounts !== undefined && this.store.get(serviceAccounts, namespace, "default") === undefined) {
+          this.registry.create(serviceAccounts, namespace, { metadata: { name: "default", namespace } });
+        }
+        if (configMaps !== undefined && this.store.get(configMaps, namespace, "kube-root-ca.crt") === undefined) {
+          this.registry.create(configMaps, namespace, { metadata: { name: "kube-root-ca.crt", namespace }, data: { "ca.crt": options.tls.caCert } });
+        }
+      });
+    });
     const namespaces = resourceTypeNamed("namespaces");
     for (const name of [...defaultNamespaces, ...(options.namespaces ?? [])]) {
       if (namespaces !== undefined) this.registry.create(namespaces, "", { metadata: { name } });

@@ -80,4 +80,56 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY) || process.geteuid?.() !
     expect(existsSync(join(stateDir, "volumes"))).toBe(true);
     await eventually("the pod's volume directory removed", async () => existsSync(join(stateDir, "volumes")) && (await Array.fromAsync(new Bun.Glob("*").scan({ cwd: join(stateDir, "volumes"), onlyFiles: false }))).length === 0);
   }, 150_000);
+
+  test("the default kube-api-access volume: a TokenRequest token bound to the pod that the API server's TokenReview accepts, the root CA and the namespace", async () => {
+    const seen = join(stateDir, "token-seen");
+    const mountPath = join(stateDir, "mnt", "serviceaccount");
+    await cluster.admin.create("pods", {
+      metadata: { name: "caller", namespace: "default" },
+      spec: {
+        nodeName: NODE,
+        serviceAccountName: "default",
+        restartPolicy: "Never",
+        volumes: [
+          {
+            // What the ServiceAccount admission plugin adds to every pod.
+            name: "kube-api-access-abcde",
+            projected: {
+              defaultMode: 420,
+              sources: [
+                { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
+                { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+                { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
+              ],
+            },
+          },
+          { name: "seen", hostPath: { path: seen, type: "DirectoryOrCreate" } },
+        ],
+        containers: [
+          {
+            name: "main",
+            image: "/bin/sh",
+            args: ["-c", `cp ${mountPath}/token ${mountPath}/ca.crt ${mountPath}/namespace ${seen}/`],
+            volumeMounts: [
+              { name: "kube-api-access-abcde", mountPath, readOnly: true },
+              { name: "seen", mountPath: seen },
+            ],
+          },
+        ],
+      },
+    });
+    const done = await cluster.admin.waitFor("pods", "caller", "default", (p) => phaseOf(p) === "Succeeded" || phaseOf(p) === "Failed");
+    expect(phaseOf(done)).toBe("Succeeded");
+    expect(await Bun.file(join(seen, "namespace")).text()).toBe("default");
+    expect(await Bun.file(join(seen, "ca.crt")).text()).toBe(await Bun.file(cluster.caCertPath).text());
+    const token = await Bun.file(join(seen, "token")).text();
+    const review = await cluster.admin.create("tokenreviews", { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } });
+    expect(at(review, "status", "authenticated")).toBe(true);
+    expect(at(review, "status", "user", "username")).toBe("system:serviceaccount:default:default");
+    // Bound to the pod: once it is gone, so is the token.
+    await cluster.admin.delete("pods", "caller", "default", { gracePeriodSeconds: 2 });
+    await cluster.admin.waitFor("pods", "caller", "default", (p) => p === undefined);
+    const after = await cluster.admin.create("tokenreviews", { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } });
+    expect(at(after, "status", "authenticated")).not.toBe(true);
+  }, 120_000);
 });
