@@ -15,6 +15,12 @@ const MAX_QUEUED = 1000;
 export const EVENT_SOURCE_COMPONENT = "vks";
 
 /** The Event the kubelet would record for `event` on `pod`. */
+/** Where the container sits in the pod spec, as the kubelet's event references name it. */
+function containerFieldPath(pod: V1Pod, container: string): string {
+  const isInit = (pod.spec?.initContainers ?? []).some((candidate) => candidate.name === container);
+  return `spec.${isInit ? "initContainers" : "containers"}{${container}}`;
+}
+
 export function podEventObject(pod: V1Pod, event: PodEvent, nodeName: string, now: Date, sequence: number): CoreV1Event {
   const namespace = pod.metadata?.namespace || "default";
   const podName = pod.metadata?.name ?? "";
@@ -30,7 +36,7 @@ export function podEventObject(pod: V1Pod, event: PodEvent, nodeName: string, no
       namespace,
       name: podName,
       uid: pod.metadata?.uid,
-      ...(event.container === undefined ? {} : { fieldPath: `spec.containers{${event.container}}` }),
+      ...(event.container === undefined ? {} : { fieldPath: containerFieldPath(pod, event.container) }),
     },
     type: event.type,
     reason: event.reason,
