@@ -168,3 +168,12 @@ describe("work queue", () => {
     expect(attempts).toBe(3);
   });
 });
+
+describe("init container events", () => {
+  test("an init container's events point at spec.initContainers", () => {
+    const pod = { metadata: { name: "web", namespace: "ns", uid: "u-1" }, spec: { initContainers: [{ name: "setup", image: "x" }], containers: [{ name: "app", image: "x" }] } };
+    const event = podEventObject(pod, { type: "Normal", reason: "Started", message: "m", container: "setup" }, "node-1", new Date(), 1);
+    expect(event.involvedObject.fieldPath).toBe("spec.initContainers{setup}");
+    expect(podEventObject(pod, { type: "Normal", reason: "Started", message: "m", container: "app" }, "node-1", new Date(), 2).involvedObject.fieldPath).toBe("spec.containers{app}");
+  });
+});
