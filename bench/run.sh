@@ -27,6 +27,9 @@ echo
 echo "== pod start (bench/pods.ts)"
 bun bench/pods.ts || status=1
 echo
+echo "== volumes (bench/volumes.ts: a pod with 5 configMap/secret volumes, 100 pods with an emptyDir, each vs none)"
+bun bench/volumes.ts || status=1
+echo
 echo "== units ls (bench/units-ls.ts)"
 bun bench/units-ls.ts || status=1
 echo
