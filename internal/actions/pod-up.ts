@@ -148,7 +148,11 @@ async function waitForInitialization(engine: PodEngine, pods: V1Pod[]): Promise<
       if (shown.get(`${key}/${status.name}`) !== line) consola.info(`${key} init container ${status.name}: ${line}`);
       shown.set(`${key}/${status.name}`, line);
     }
-    const initialized = pod.status?.conditions?.some((c) => c.type === "Initialized" && c.status === "True") === true;
+    // Initialized turns True when the last init container exits, a moment before this process has started
+    // the app containers' units; leaving then would leave them unstarted.
+    const notYet = new Set(["PodInitializing", "ContainerCreating"]);
+    const appStarted = !(pod.status?.containerStatuses ?? []).some((status) => notYet.has(status.state?.waiting?.reason ?? ""));
+    const initialized = appStarted && pod.status?.conditions?.some((c) => c.type === "Initialized" && c.status === "True") === true;
     if (pod.status?.phase === "Failed") {
       failed = true;
       consola.error(`pod ${key} Failed during initialization`);
