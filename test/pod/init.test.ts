@@ -6,14 +6,11 @@
 import type { V1Container, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { describe, expect, test } from "bun:test";
 import { displayStatus } from "../../internal/actions/pod-query.ts";
-import { ValidationError, type FieldProblem } from "../../internal/errors.ts";
 import { nextInitStep, sidecarsToStop } from "../../internal/pod/init-sequence.ts";
 import { podStatus } from "../../internal/pod/status.ts";
-import { validatePod } from "../../internal/pod/validate.ts";
 import { ExitKind, type UnitState } from "../../internal/systemd/types.ts";
+import { HOST_IP, UID, problemsOf, runningUnit } from "./fixtures.ts";
 
-const UID = "0b9d8f2e-5a41-4c3b-9e7a-1f2d3c4b5a69";
-const HOST_IP = "192.0.2.10";
 const STARTED = new Date("2024-05-01T12:00:00Z");
 
 function micros(iso: string): bigint {
@@ -21,24 +18,7 @@ function micros(iso: string): bigint {
 }
 
 function unit(container: string, fields: Partial<UnitState> = {}): UnitState {
-  return {
-    name: `vks.default.web.${container}.${UID}.service`,
-    description: "",
-    loadState: "loaded",
-    activeState: "active",
-    subState: "running",
-    result: "success",
-    mainPID: 4242,
-    execMainCode: ExitKind.none,
-    execMainStatus: 0,
-    execMainStartTimestamp: micros("2024-05-01T12:00:05Z"),
-    execMainExitTimestamp: 0n,
-    activeEnterTimestamp: micros("2024-05-01T12:00:05Z"),
-    inactiveEnterTimestamp: 0n,
-    stateChangeTimestamp: micros("2024-05-01T12:00:05Z"),
-    nRestarts: 0,
-    ...fields,
-  };
+  return runningUnit(container, micros("2024-05-01T12:00:05Z"), fields);
 }
 
 const running = (container: string) => unit(container);
@@ -88,16 +68,6 @@ function conditionOf(result: V1PodStatus, type: string) {
 }
 
 describe("init containers: validation", () => {
-  function problemsOf(candidate: V1Pod): FieldProblem[] {
-    try {
-      validatePod(candidate, "pod.yaml");
-    } catch (err) {
-      if (err instanceof ValidationError) return err.problems;
-      throw err;
-    }
-    return [];
-  }
-
   test("init containers and sidecars are accepted", () => {
     expect(problemsOf(pod([initC("a"), sidecar("b")]))).toEqual([]);
   });

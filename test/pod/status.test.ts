@@ -3,9 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { podStatus, type PodStatusInput } from "../../internal/pod/status.ts";
 import { dateFromMicros } from "../../internal/pod/timestamps.ts";
 import { ExitKind, type UnitState } from "../../internal/systemd/types.ts";
+import { HOST_IP, UID, runningUnit, unitName } from "./fixtures.ts";
 
-const UID = "0b9d8f2e-5a41-4c3b-9e7a-1f2d3c4b5a69";
-const HOST_IP = "192.0.2.10";
 const CREATED = new Date("2024-05-01T11:59:00Z");
 const STARTED = new Date("2024-05-01T12:00:00Z");
 
@@ -14,29 +13,8 @@ function micros(iso: string, extraMicros = 123_456n): bigint {
   return BigInt(Date.parse(iso)) * 1000n + extraMicros;
 }
 
-function unitName(container: string): string {
-  return `vks.default.web.${container}.${UID}.service`;
-}
-
 function unit(container: string, fields: Partial<UnitState>): UnitState {
-  return {
-    name: unitName(container),
-    description: "",
-    loadState: "loaded",
-    activeState: "active",
-    subState: "running",
-    result: "success",
-    mainPID: 4242,
-    execMainCode: ExitKind.none,
-    execMainStatus: 0,
-    execMainStartTimestamp: micros("2024-05-01T12:00:05Z"),
-    execMainExitTimestamp: 0n,
-    activeEnterTimestamp: micros("2024-05-01T12:00:05Z"),
-    inactiveEnterTimestamp: 0n,
-    stateChangeTimestamp: micros("2024-05-01T12:00:05Z"),
-    nRestarts: 0,
-    ...fields,
-  };
+  return runningUnit(container, micros("2024-05-01T12:00:05Z"), fields);
 }
 
 const running = (container: string, fields: Partial<UnitState> = {}) => unit(container, fields);

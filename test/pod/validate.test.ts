@@ -1,7 +1,8 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, test } from "bun:test";
-import { ExitCode, ValidationError, type FieldProblem } from "../../internal/errors.ts";
+import { ExitCode, ValidationError } from "../../internal/errors.ts";
 import { podWarnings, validatePod } from "../../internal/pod/validate.ts";
+import { problemsOf } from "./fixtures.ts";
 
 function pod(overrides: { metadata?: V1Pod["metadata"]; spec?: Partial<NonNullable<V1Pod["spec"]>> } = {}): V1Pod {
   return {
@@ -10,16 +11,6 @@ function pod(overrides: { metadata?: V1Pod["metadata"]; spec?: Partial<NonNullab
     metadata: { name: "web", ...overrides.metadata },
     spec: { containers: [{ name: "main", image: "/bin/sleep", args: ["1"] }], ...overrides.spec },
   };
-}
-
-function problemsOf(candidate: V1Pod): FieldProblem[] {
-  try {
-    validatePod(candidate, "pod.yaml");
-  } catch (err) {
-    if (err instanceof ValidationError) return err.problems;
-    throw err;
-  }
-  return [];
 }
 
 /** For pods built from untyped data (records, JSON): validatePod must cope with anything. */
