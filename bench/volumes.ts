@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { PodEngine } from "../internal/pod/engine.ts";
 import { manifestObjectSource } from "../internal/pod/manifest-objects.ts";
 import { preparePodVolumes, removePodVolumes } from "../internal/pod/volume-data.ts";
-import { BusConnection } from "../internal/systemd/bus.ts";
+import { Observer, ms, systemctl } from "./engine-bench.ts";
 import { median, positiveInt } from "./knobs.ts";
 
 const VOLUME_ROUNDS = positiveInt("BENCH_VOLUME_ROUNDS", 20);
@@ -35,75 +35,10 @@ const NAMESPACE = "benchvol";
 const CONFIG_MAPS = 3;
 const SECRETS = 2;
 
-const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
-
-const ms = (value: number): string => `${value.toFixed(0)} ms`;
-
 /** The p-th percentile (nearest rank) of `values`. */
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-/** The bench's own view of systemd: one cheap call per check, independent of the code under test. */
-class Observer {
-  private constructor(private readonly bus: BusConnection) {}
-
-  static async open(): Promise<Observer> {
-    return new Observer(await BusConnection.open({ scope: "user" }));
-  }
-
-  close(): void {
-    this.bus.close();
-  }
-
-  /** [name, activeState, subState] of every loaded unit matching `pattern`. */
-  async units(pattern: string): Promise<Array<[string, string, string]>> {
-    // Long timeout: a manager busy forking a burst of units answers nothing for seconds at a time.
-    const reply = await this.bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], [pattern]] }, 120_000);
-    const rows = reply.body[0];
-    if (!Array.isArray(rows)) throw new Error("ListUnitsByPatterns: unexpected reply");
-    return rows.map((row: unknown) => {
-      if (!Array.isArray(row)) throw new Error("ListUnitsByPatterns: unexpected row");
-      return [String(row[0]), String(row[3]), String(row[4])];
-    });
-  }
-
-  /** Polls until `count` units matching `pattern` run; throws with what it saw after `timeoutMs`. */
-  async waitRunning(pattern: string, count: number, timeoutMs = 60_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const units = await this.units(pattern);
-      const running = units.filter(([, active, sub]) => active === "active" && sub === "running").length;
-      if (running >= count) return;
-      if (performance.now() > deadline) {
-        const failed = units.filter(([, active]) => active === "failed").map(([name]) => name);
-        throw new Error(`${pattern}: ${running}/${count} running after ${timeoutMs} ms; failed: ${failed.slice(0, 5).join(", ") || "none"}`);
-      }
-      await Bun.sleep(2);
-    }
-  }
-
-  /** Polls until no unit matching `pattern` is loaded any more, so the next variant starts on a quiet manager. */
-  async waitGone(pattern: string, timeoutMs = 60_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const units = await this.units(pattern);
-      if (units.length === 0) return;
-      if (units.every(([, active]) => active === "failed")) {
-        await systemctl(["reset-failed", pattern]);
-        continue;
-      }
-      if (performance.now() > deadline) throw new Error(`${pattern}: ${units.length} units still loaded after ${timeoutMs} ms`);
-      await Bun.sleep(10);
-    }
-  }
-}
-
-async function systemctl(args: string[]): Promise<void> {
-  const proc = Bun.spawn(["systemctl", "--user", "--no-pager", ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-  if (code !== 0) throw new Error(`systemctl ${args.join(" ")} exited ${code}: ${stderr.trim()}`);
 }
 
 /** Small config-file-like values, a few hundred bytes per key, as ConfigMaps and Secrets usually hold. */
