@@ -1,19 +1,14 @@
 // `pod up` with ConfigMap and Secret documents: the container sees every value exactly (tricky bytes
 // included), Secret values are in no unit property (systemctl show), in no vks output and not in the pod
 // record; the record is 0600 and the secret env file goes with the pod. Real systemd, in the sandbox.
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, haveSystemd, managerFlag, newStateDir, podNamed, removeAllPods, vks, writeManifest } from "./helpers.ts";
+import { eventually, haveSystemd, managerFlag, podNamed, vks, writeManifest, testFileStateDir } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
-const stateDir = newStateDir();
+const stateDir = testFileStateDir();
 const user = managerFlag;
-
-afterAll(async () => {
-  await removeAllPods(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-});
 
 /** Values that break naive quoting: quotes, backslashes, newlines, `$`, spaces, backticks, `#`, UTF-8. */
 const TRICKY = `it's "quoted" \\ back\\slash\n  second line  $HOME $(X) \`id\` #hash ✓`;

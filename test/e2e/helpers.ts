@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { afterAll } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -19,6 +20,20 @@ export function newStateDir(): string {
   return mkdtempSync(join(tmpdir(), "vks-e2e-"));
 }
 
+/**
+ * The state directory of one test file, with its clean-up registered: once the file's tests are done,
+ * every pod in it goes (whatever a failed test left behind too, so the manager is left as found) and so
+ * does the directory. Call it at the top level of the test file.
+ */
+export function testFileStateDir(): string {
+  const stateDir = newStateDir();
+  afterAll(async () => {
+    await removeAllPods(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  return stateDir;
+}
+
 export async function vks(stateDir: string, args: string[], options: { stdin?: string } = {}): Promise<VksRun> {
   const child = Bun.spawn([VKS_BINARY, ...args], {
     stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
@@ -34,6 +49,11 @@ export function writeManifest(dir: string, name: string, yaml: string): string {
   const path = join(dir, name);
   writeFileSync(path, yaml);
   return path;
+}
+
+/** Writes the manifest of a one-document Pod `name` whose spec is `spec` (lines indented under `spec:`). */
+export function writePod(dir: string, name: string, spec: string): string {
+  return writeManifest(dir, `${name}.yaml`, `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n${spec}`);
 }
 
 /** Polls until `check` holds; tests wait on observable state, never on a fixed delay. */

@@ -4,23 +4,16 @@
  * restartPolicy Never fails the pod without starting the app, and a sidecar runs next to the app and is
  * stopped after it.
  */
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { VKS_BINARY, eventually, haveSystemd, managerFlag, newStateDir, podNamed, removeAllPods, vks, writeManifest } from "./helpers.ts";
+import { VKS_BINARY, eventually, haveSystemd, managerFlag, podNamed, vks, testFileStateDir, writePod } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
-const stateDir = newStateDir();
+const stateDir = testFileStateDir();
 const user = managerFlag;
 
-afterAll(async () => {
-  await removeAllPods(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-});
-
-function pod(name: string, spec: string): string {
-  return writeManifest(stateDir, `${name}.yaml`, `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n${spec}`);
-}
+const pod = (name: string, spec: string): string => writePod(stateDir, name, spec);
 
 /** A shell container: `script` runs under /bin/sh -c. */
 function shell(name: string, script: string, extra = ""): string {

@@ -1,22 +1,14 @@
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { VKS_BINARY, eventually, haveSystemd, removeAllPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { VKS_BINARY, eventually, haveSystemd, managerFlag, podNamed, vks, writeManifest, testFileStateDir, writePod } from "./helpers.ts";
 
 // Real units on a loaded 2-core machine: give each test room; none waits on a fixed delay.
 setDefaultTimeout(120_000);
-const stateDir = newStateDir();
+const stateDir = testFileStateDir();
 const user = managerFlag;
 
-afterAll(async () => {
-  // Leave the manager as found: whatever a failed test left behind goes.
-  await removeAllPods(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-});
-
-function pod(name: string, spec: string): string {
-  return writeManifest(stateDir, `${name}.yaml`, `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n${spec}`);
-}
+const pod = (name: string, spec: string): string => writePod(stateDir, name, spec);
 
 describe.skipIf(!haveSystemd)("vks pod (end to end, real systemd)", () => {
   test("up -d, ls, units ls, down", async () => {

@@ -6,18 +6,12 @@
  * against a real manager and checks that a crash-looping container prints the same line before and
  * after a reload.
  */
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { eventually, haveSystemd, removeAllPods, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { eventually, haveSystemd, managerFlag, podNamed, vks, writeManifest, testFileStateDir } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
-const stateDir = newStateDir();
+const stateDir = testFileStateDir();
 const user = managerFlag;
-
-afterAll(async () => {
-  await removeAllPods(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-});
 
 // Every word holds something a daemon-reload used to alter, next to things that never were at risk.
 const SCRIPT = `printf '%s|%s|%s|%s\\n' "$0" "$1" "$2" "$GREETING"; exit 1`;

@@ -3,25 +3,20 @@
  * namespaces. Mount paths live under this test's own directory, so the host's view of them can be checked
  * (and cleaned) without touching anything else.
  */
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { V1ConfigMap, V1Pod } from "@kubernetes/client-node";
 import { PodEngine } from "../../internal/pod/engine.ts";
 import type { PodObjectSource } from "../../internal/pod/objects.ts";
 import type { PodEvent } from "../../internal/pod/provider.ts";
 import { VolumeSetupError } from "../../internal/pod/volume-data.ts";
-import { eventually, haveSystemd, managerFlag, newStateDir, podNamed, removeAllPods, vks, writeManifest } from "./helpers.ts";
+import { eventually, haveSystemd, managerFlag, podNamed, vks, writeManifest, testFileStateDir } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
-const stateDir = newStateDir();
+const stateDir = testFileStateDir();
 const user = managerFlag;
 const mounts = join(stateDir, "mnt");
-
-afterAll(async () => {
-  await removeAllPods(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-});
 
 describe.skipIf(!haveSystemd || process.geteuid?.() !== 0)("volumes (end to end, real systemd, pod up)", () => {
   test("configMap, secret, Memory emptyDir, subPath and readOnly, seen from inside the container only", async () => {

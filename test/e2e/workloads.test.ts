@@ -1,16 +1,10 @@
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { eventually, haveSystemd, listPods, managerFlag, newStateDir, removeAllPods, vks, writeManifest } from "./helpers.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { eventually, haveSystemd, listPods, managerFlag, vks, writeManifest, testFileStateDir } from "./helpers.ts";
 
 // Real units on a loaded machine: give each test room; none waits on a fixed delay.
 setDefaultTimeout(120_000);
-const stateDir = newStateDir();
+const stateDir = testFileStateDir();
 const user = managerFlag;
-
-afterAll(async () => {
-  await removeAllPods(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-});
 
 interface GroupedPod {
   metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] };
