@@ -72,7 +72,10 @@ export function logReaderCommand(request: LogRequest): string[] {
   // system manager's units carry _SYSTEMD_UNIT, a user manager's _SYSTEMD_USER_UNIT (or _SYSTEMD_UNIT when
   // it runs outside a user slice, as in a sandbox). journalctl ORs matches separated by "+". LogExtraFields
   // would be simpler but journald only learns them from the system manager. Only a non-root user reading
-  // its own user manager's units needs the user journal.
+  // its own user manager's units needs the user journal. The unit fields come from the writer's cgroup,
+  // which journald reads when it handles a line: a process already exited by then (seen under load) leaves
+  // them out, so vks also names each unit's stream with SyslogIdentifier=<unit>, which travels in the
+  // stream's own header.
   const ownUserJournal = request.scope === "user" && process.getuid?.() !== 0;
   return [
     "journalctl",
@@ -80,6 +83,8 @@ export function logReaderCommand(request: LogRequest): string[] {
     `_SYSTEMD_UNIT=${request.unitName}`,
     "+",
     `_SYSTEMD_USER_UNIT=${request.unitName}`,
+    "+",
+    `SYSLOG_IDENTIFIER=${request.unitName}`,
     "--output",
     "json",
     "--no-pager",

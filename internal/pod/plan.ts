@@ -294,6 +294,7 @@ function execStart(argv: Argv, workingDirectory: string | undefined, executables
 function planContainer(input: PlanInput, { container, path: containerPath, initOrder }: ContainerSlot): UnitPlan {
   const { pod } = input;
   const { namespace, name, uid } = podIdentity(pod);
+  const unitName = unitNameFor({ namespace, pod: name, container: container.name, uid });
   const image = containerImage(input.images, container, containerPath);
   const env = containerEnv(pod, container, containerPath, {
     mode: "strict",
@@ -351,13 +352,13 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     killSignal: 15,
     sendSIGKILL: true,
     timeoutStopUSec: BigInt(graceSeconds) * MICROS_PER_SECOND,
-    ...(logFile === undefined ? {} : { standardOutputFile: logFile, standardErrorFile: logFile }),
+    ...(logFile === undefined ? { syslogIdentifier: unitName } : { standardOutputFile: logFile, standardErrorFile: logFile }),
     logExtraFields: [`VKS_NAMESPACE=${namespace}`, `VKS_POD=${name}`, `VKS_POD_UID=${uid}`, `VKS_CONTAINER=${container.name}`],
     ...(binds.bindPaths.length === 0 ? {} : { bindPaths: binds.bindPaths }),
     ...(binds.bindReadOnlyPaths.length === 0 ? {} : { bindReadOnlyPaths: binds.bindReadOnlyPaths }),
   };
   return {
-    unitName: unitNameFor({ namespace, pod: name, container: container.name, uid }),
+    unitName,
     containerName: container.name,
     properties,
     ...(secretFile === undefined ? {} : { secretEnvironment: { path: secretFile, assignments: commands.secretEnvironment ?? [] } }),

@@ -45,6 +45,12 @@ export interface ServiceProperties {
   standardErrorFile?: string;
   /** `VKS_POD_UID=…` style fields attached to every journal entry of the unit. */
   logExtraFields: string[];
+  /**
+   * SYSLOG_IDENTIFIER of the unit's output in the journal. The manager writes it into each stdout stream's
+   * header, so it labels every line even when journald cannot attribute the line to the unit by its cgroup
+   * (a process that has already exited); absent for output to files.
+   */
+  syslogIdentifier?: string;
   /** Pod volumes, writable and read-only; absent when the container mounts none. */
   bindPaths?: BindMount[];
   bindReadOnlyPaths?: BindMount[];
