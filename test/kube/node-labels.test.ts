@@ -1,18 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { ApiException } from "@kubernetes/client-node";
-import { ExitCode, VksError } from "../../internal/errors.ts";
+import { ExitCode } from "../../internal/errors.ts";
 import { toKubeApiError } from "../../internal/kube/api-error.ts";
 import { nodeMaySetLabel, parseNodeLabels } from "../../internal/kube/node-labels.ts";
+import { vksErrorOf } from "../vks-error.ts";
 
-function usageError(run: () => unknown): VksError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof VksError) return err;
-    throw err;
-  }
-  throw new Error("expected a VksError");
-}
 
 describe("--node-labels", () => {
   test("parses k=v lists, empty values included", () => {
@@ -31,7 +23,7 @@ describe("--node-labels", () => {
   });
 
   test("refuses restricted keys with exit 2, naming the key and the allowed prefixes", () => {
-    const err = usageError(() => parseNodeLabels("ok=1,node-role.kubernetes.io/agent=,kubernetes.io/role=agent"));
+    const err = vksErrorOf(() => parseNodeLabels("ok=1,node-role.kubernetes.io/agent=,kubernetes.io/role=agent"));
     expect(err.exitCode).toBe(ExitCode.usage);
     expect(err.message).toContain("node-role.kubernetes.io/agent, kubernetes.io/role");
     expect(err.message).toContain("kubelet.kubernetes.io, node.kubernetes.io");
@@ -39,9 +31,9 @@ describe("--node-labels", () => {
   });
 
   test("refuses malformed entries, keys and values", () => {
-    expect(usageError(() => parseNodeLabels("novalue")).message).toContain('"novalue" is not key=value');
-    expect(usageError(() => parseNodeLabels("Bad_Prefix/x=1")).message).toContain("prefix");
-    expect(usageError(() => parseNodeLabels("x=" + "v".repeat(64))).message).toContain("invalid value");
+    expect(vksErrorOf(() => parseNodeLabels("novalue")).message).toContain('"novalue" is not key=value');
+    expect(vksErrorOf(() => parseNodeLabels("Bad_Prefix/x=1")).message).toContain("prefix");
+    expect(vksErrorOf(() => parseNodeLabels("x=" + "v".repeat(64))).message).toContain("invalid value");
   });
 });
 

@@ -1,8 +1,9 @@
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, test } from "bun:test";
-import { ExitCode, VksError } from "../../internal/errors.ts";
+import { ExitCode } from "../../internal/errors.ts";
 import type { ResolvedImage } from "../../internal/image/types.ts";
 import { executablesNeeded, planPod, type PlanInput } from "../../internal/pod/plan.ts";
+import { vksErrorOf } from "../vks-error.ts";
 
 const UID = "7d3f7a52-1111-4222-8333-944455556666";
 
@@ -35,15 +36,6 @@ function launchedArgv(environment: string[], slot: string): string[] {
   return Array.from({ length: count }, (_, index) => values.get(`VKS_EXEC_${slot}_${index}`) ?? "<missing>");
 }
 
-function planError(run: () => unknown): VksError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof VksError) return err;
-    throw err;
-  }
-  throw new Error("expected a VksError");
-}
 
 describe("executablesNeeded", () => {
   test("bare argv[0] names after expansion, once each, in container order", () => {
@@ -104,7 +96,7 @@ describe("planPod", () => {
     expect(planPod(input(candidate, { a: image("t") }, { hostIP: "10.0.0.5" }))[0]?.properties.environment).toEqual(["IP=10.0.0.5"]);
     const withStatus: V1Pod = { ...candidate, status: { hostIP: "10.0.0.6" } };
     expect(planPod(input(withStatus, { a: image("t") }))[0]?.properties.environment).toEqual(["IP=10.0.0.6"]);
-    const err = planError(() => planPod(input(candidate, { a: image("t") })));
+    const err = vksErrorOf(() => planPod(input(candidate, { a: image("t") })));
     expect(err.message).toBe("pod ns/p: spec.containers[0].env[0].valueFrom.fieldRef: status.podIP is not known for this pod");
   });
 
@@ -117,30 +109,30 @@ describe("planPod", () => {
     const candidate = pod([{ name: "a", image: "t", command: ["/bin/true"], env }], { nodeName: "vks-node" });
     expect(planPod(input(candidate, { a: image("t") }))[0]?.properties.environment).toEqual(["NODE=vks-node", "SA=default", "NOTE="]);
     const withoutNode = pod([{ name: "a", image: "t", command: ["/bin/true"], env }]);
-    expect(planError(() => planPod(input(withoutNode, { a: image("t") }))).message).toContain("spec.nodeName is not known");
+    expect(vksErrorOf(() => planPod(input(withoutNode, { a: image("t") }))).message).toContain("spec.nodeName is not known");
   });
 
   test("an empty program is an error naming the field", () => {
     const candidate = pod([{ name: "a", image: "t", command: [""] }]);
-    const err = planError(() => planPod(input(candidate, { a: image("t") })));
+    const err = vksErrorOf(() => planPod(input(candidate, { a: image("t") })));
     expect(err.message).toBe("pod ns/p: spec.containers[0].command[0] is empty: there is no program to run");
     expect(err.exitCode).toBe(ExitCode.invalidInput);
   });
 
   test("a program from the image entrypoint that is not on PATH names the image", () => {
     const candidate = pod([{ name: "a", image: "t" }]);
-    const err = planError(() => planPod(input(candidate, { a: image("t", { entrypoint: ["daemon"] }) })));
+    const err = vksErrorOf(() => planPod(input(candidate, { a: image("t", { entrypoint: ["daemon"] }) })));
     expect(err.message).toBe('pod ns/p: the entrypoint of image "t": program "daemon" was not found on PATH');
   });
 
   test("a missing image is a bug report, not a user error", () => {
-    const err = planError(() => planPod(input(pod([{ name: "a", image: "t", command: ["/bin/true"] }]), {})));
+    const err = vksErrorOf(() => planPod(input(pod([{ name: "a", image: "t", command: ["/bin/true"] }]), {})));
     expect(err.exitCode).toBe(ExitCode.software);
   });
 
   test("a pod without uid cannot be planned", () => {
     const candidate: V1Pod = { metadata: { name: "p" }, spec: { containers: [{ name: "a", image: "t", command: ["/bin/true"] }] } };
-    expect(planError(() => planPod(input(candidate, { a: image("t") }))).exitCode).toBe(ExitCode.software);
+    expect(vksErrorOf(() => planPod(input(candidate, { a: image("t") }))).exitCode).toBe(ExitCode.software);
   });
 
   test("restart policies", () => {
@@ -184,11 +176,11 @@ describe("planPod", () => {
 
   test("a launched command refuses environment names the launcher uses", () => {
     const fromPod = pod([{ name: "a", image: "t", command: ["/bin/echo", "$x"], env: [{ name: "VKS_EXEC_MINE", value: "1" }] }]);
-    const err = planError(() => planPod(input(fromPod, { a: image("t") })));
+    const err = vksErrorOf(() => planPod(input(fromPod, { a: image("t") })));
     expect(err.message).toBe("pod ns/p: spec.containers[0].env: environment variable VKS_EXEC_MINE is reserved for vks' command launcher");
     expect(err.exitCode).toBe(ExitCode.invalidInput);
     const fromImage = pod([{ name: "a", image: "t", command: ["/bin/echo", "a;b"] }]);
-    expect(planError(() => planPod(input(fromImage, { a: image("t", { environment: ["VKS_EXEC_SCRIPT=x"] }) }))).message).toBe(
+    expect(vksErrorOf(() => planPod(input(fromImage, { a: image("t", { environment: ["VKS_EXEC_SCRIPT=x"] }) }))).message).toBe(
       `pod ns/p: the environment of image "t": environment variable VKS_EXEC_SCRIPT is reserved for vks' command launcher`,
     );
     // Without "$" or ";" nothing is launched, so the name is the pod's own business.
