@@ -1,6 +1,7 @@
 import type { CommandDef, renderUsage as RenderUsage, runCommand as RunCommand } from "citty";
 import { ExitCode, VksError } from "../errors.ts";
 import { reportError } from "./output.ts";
+import { refuseUnknownFlags } from "./unknown-flags.ts";
 
 interface Citty {
   renderUsage: typeof RenderUsage;
@@ -44,6 +45,7 @@ async function runToExitCode(main: CommandDef, rawArgs: string[], citty: Citty):
       process.stdout.write((await citty.renderUsage(await withSummaries(main))) + "\n");
       return ExitCode.usage;
     }
+    await refuseUndeclaredFlags(main, ownArgs);
     await citty.runCommand(main, { rawArgs });
     // Commands whose outcome is not an error but still not success (a pod that failed) set exitCode.
     return Number(process.exitCode ?? ExitCode.ok);
@@ -56,6 +58,28 @@ async function runToExitCode(main: CommandDef, rawArgs: string[], citty: Citty):
     }
     return reportError(err);
   }
+}
+
+/**
+ * Walks down the subcommands `words` name, as citty does (the first word that is not a flag), and refuses
+ * a flag the command it belongs to does not declare; flags before a subcommand's name belong to its parent.
+ */
+async function refuseUndeclaredFlags(main: CommandDef, words: string[]): Promise<void> {
+  let command = main;
+  let rest = words;
+  const path = [(await resolve(main.meta))?.name ?? "vks"];
+  for (;;) {
+    const subCommands = await resolve(command.subCommands);
+    const index = rest.findIndex((word) => !word.startsWith("-"));
+    const name = index === -1 ? undefined : rest[index];
+    const sub = subCommands === undefined || name === undefined ? undefined : subCommands[name];
+    if (sub === undefined || name === undefined) break;
+    refuseUnknownFlags(rest.slice(0, index), (await resolve(command.args)) ?? {}, path.join(" "));
+    command = (await resolve(sub)) as CommandDef;
+    path.push(name);
+    rest = rest.slice(index + 1);
+  }
+  refuseUnknownFlags(rest, (await resolve(command.args)) ?? {}, path.join(" "));
 }
 
 function isCittyUsageError(err: unknown): err is Error & { code: string } {
