@@ -86,8 +86,8 @@ export function refuseUnknownFlags(words: string[], args: ArgsDef, commandPath: 
 }
 
 function unknownFlag(flag: string, commandPath: string, meant: string | undefined): VksError {
-  return new VksError(`unknown flag ${flag} for \`${commandPath}\`${meant === undefined ? "" : `; did you mean ${meant}?`}`, {
+  return new VksError(`unknown flag ${flag} for ${commandPath}${meant === undefined ? "" : `; did you mean ${meant}?`}`, {
     exitCode: ExitCode.usage,
-    hint: `see \`${commandPath} --help\` for its flags`,
+    hint: `see ${commandPath} --help for its flags`,
   });
 }

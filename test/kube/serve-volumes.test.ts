@@ -131,5 +131,7 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY) || process.geteuid?.() !
     await cluster.admin.waitFor("pods", "caller", "default", (p) => p === undefined);
     const after = await cluster.admin.create("tokenreviews", { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } });
     expect(at(after, "status", "authenticated")).not.toBe(true);
+    // The API object goes once the units are gone; the volume's tmpfs is unmounted and removed after that.
+    await eventually("the pod's volume directory removed", async () => (await Array.fromAsync(new Bun.Glob("*").scan({ cwd: join(stateDir, "volumes"), onlyFiles: false }))).length === 0);
   }, 120_000);
 });
