@@ -15,7 +15,7 @@ import { AccessDenied, nodeAccessFor, type KubeletAuth } from "./auth.ts";
 import { parseContainerLogOptions, streamContainerInstanceLog } from "./container-logs.ts";
 import { Query, RequestError } from "./query.ts";
 import type { KubeletReadings, KubeletRuntime } from "./runtime.ts";
-import { handleStreamingUpgrade, runCommand, type StreamingCounters } from "./streaming.ts";
+import { findTarget, handleStreamingUpgrade, runCommand, type StreamingCounters, type StreamingRoute } from "./streaming.ts";
 
 /** What the TLS server needs of the serving certificate (internal/kubelet/certs/serving.ts). */
 export interface ServingCertificateSource {
@@ -40,18 +40,12 @@ export interface KubeletApiOptions {
   onError?: (message: string) => void;
 }
 
-interface Route {
-  kind: string;
-  namespace?: string;
-  pod?: string;
-  container?: string;
-}
 
 /**
  * The path's endpoint and its parts. exec/attach/portForward also have the kubelet's form with the pod
  * UID (`/exec/{ns}/{pod}/{uid}/{container}`); the UID must then match the pod vks runs.
  */
-function routeOf(path: string): Route & { uid?: string } {
+function routeOf(path: string): StreamingRoute {
   const parts = path.split("/").filter((part) => part !== "").map(decodeURIComponent);
   const [head = "", ...rest] = parts;
   switch (head) {
@@ -193,7 +187,7 @@ export class KubeletApiServer {
       }
       case "containerLogs":
         if (!reading) throw new RequestError(405, `${method} is not allowed on /containerLogs`);
-        return this.containerLogs(request, response, route, url.searchParams);
+        return this.containerLogs(response, route, url.searchParams);
       case "run": {
         if (method !== "POST" && method !== "GET") throw new RequestError(405, `${method} is not allowed on /run`);
         const { output, exitCode } = await runCommand(this.options.runtime, route, url.searchParams);
@@ -219,16 +213,13 @@ export class KubeletApiServer {
     }
   }
 
-  private async containerLogs(request: IncomingMessage, response: ServerResponse, route: Route, params: URLSearchParams): Promise<void> {
+  private async containerLogs(response: ServerResponse, route: StreamingRoute, params: URLSearchParams): Promise<void> {
     const options = parseContainerLogOptions(params);
-    const namespace = route.namespace ?? "";
     const name = route.pod ?? "";
-    const pod = await this.options.runtime.getPod(namespace, name);
-    const source = this.options.runtime.logSource(namespace, name);
-    if (pod === undefined || source === undefined) throw new RequestError(404, `pod "${name}" does not exist`);
+    const pod = await findTarget(this.options.runtime, route);
+    const source = this.options.runtime.logSource(route.namespace ?? "", name);
+    if (source === undefined) throw new RequestError(404, `pod "${name}" does not exist`);
     const container = route.container ?? "";
-    const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].map((c) => c.name);
-    if (!containers.includes(container)) throw new RequestError(404, `container "${container}" not found in pod "${name}"`);
 
     const abort = new AbortController();
     const onClose = (): void => abort.abort();

@@ -32,8 +32,11 @@ const EXEC_PARAMETERS = ["command", "input", "output", "error", "tty"] as const;
 const ATTACH_PARAMETERS = ["input", "output", "error", "tty"] as const;
 const PORT_FORWARD_PARAMETERS = ["port"] as const;
 
-/** The pod (and container) a streaming request names, checked before the upgrade so a miss is a plain 404. */
-async function findTarget(runtime: KubeletRuntime, route: StreamingRoute): Promise<V1Pod> {
+/**
+ * The pod (and container) a request names, with the kubelet's 404 messages; streaming requests check it
+ * before the upgrade so a miss is a plain 404.
+ */
+export async function findTarget(runtime: KubeletRuntime, route: StreamingRoute): Promise<V1Pod> {
   const name = route.pod ?? "";
   const pod = await runtime.getPod(route.namespace ?? "", name);
   if (pod === undefined || (route.uid !== undefined && pod.metadata?.uid !== route.uid)) throw new RequestError(404, `pod "${name}" does not exist`);
@@ -139,7 +142,7 @@ async function runExecSession(runtime: KubeletRuntime, route: StreamingRoute, co
   const onAbort = (): void => process.kill();
   session.aborted.addEventListener("abort", onAbort, { once: true });
   session.onResize((size) => process.resize(size));
-  const feedStdin = (async () => {
+  void (async () => {
     if (session.stdin === undefined) return;
     for await (const chunk of session.stdin) process.writeStdin(chunk);
     process.closeStdin();
@@ -151,7 +154,6 @@ async function runExecSession(runtime: KubeletRuntime, route: StreamingRoute, co
   const { exitCode } = await process.exited;
   await output;
   session.aborted.removeEventListener("abort", onAbort);
-  void feedStdin;
   if (!session.aborted.aborted) await session.finish({ kind: "exited", exitCode, command }).catch(() => {});
 }
 

@@ -104,10 +104,6 @@ export interface JournalLine {
 }
 
 /** journalctl -o json gives MESSAGE as a string, or as a byte array when it is not valid UTF-8. */
-export function messageFromJournalLine(line: string): string | undefined {
-  return parseJournalLine(line)?.message;
-}
-
 export function parseJournalLine(line: string): JournalLine | undefined {
   let entry: unknown;
   try {
