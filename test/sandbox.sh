@@ -2,12 +2,29 @@
 # Runs a command next to a real systemd manager.
 #
 # Where systemd is PID 1 the command runs as it is, against the host's manager. Elsewhere (containers,
-# CI VMs) it starts a private `systemd --user` in new mount/cgroup/PID namespaces: started outside such
-# isolation, `systemd --user` would move every process on the machine into its own cgroups.
+# CI VMs) it starts a private manager in new mount/cgroup/PID namespaces: started outside such isolation,
+# systemd would move every process on the machine into its own cgroups.
 #
 # Usage: test/sandbox.sh COMMAND [ARG...]
-# Inside, DBUS_SESSION_BUS_ADDRESS points at the private bus and VKS_SANDBOX=1; run vks with --user.
+#   A private `systemd --user`: inside, DBUS_SESSION_BUS_ADDRESS points at its bus and VKS_SANDBOX=1;
+#   run vks with --user.
+# Usage: test/sandbox.sh --system COMMAND [ARG...]
+#   A private system manager (systemd as PID 1 of its namespaces, booted to basic.target on an overlay
+#   of / whose writes go to tmpfs, with its own system bus and journald, and the memory, pids, cpu and
+#   cpuacct controllers). Inside, VKS_SANDBOX=system; run vks with its default flags (no --user). The
+#   project directory is the real one (bind-mounted), so what is written there outlives the sandbox;
+#   everything else written (apt-get installs included) is gone afterwards.
 set -euo pipefail
+
+if [ "${1:-}" = "--system" ]; then
+  shift
+  # Already next to a system manager (inside the system sandbox, or on a host booted with systemd).
+  if [ "$(cat /proc/1/comm 2>/dev/null)" = "systemd" ]; then
+    [ "${1:-}" = --check ] && exit 0
+    exec "$@"
+  fi
+  exec bash "$(dirname "$(readlink -f "$0")")/sandbox-system.sh" "$@"
+fi
 
 if [ "${1:-}" = "--inner" ]; then
   shift
