@@ -38,20 +38,18 @@ if [ "${1:-}" = "--inner" ]; then
   export DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus
   # State lives in the sandbox's own tmpfs so runs never see each other's records.
   mount -t tmpfs tmpfs /root/.local/state 2>/dev/null || { mkdir -p /root/.local/state && mount -t tmpfs tmpfs /root/.local/state; }
+  # Unit files a test installs or enables (systemctl --user enable) stay in the sandbox's tmpfs, never
+  # in the host's /root/.config.
+  export XDG_CONFIG_HOME=/run/user/0/config
+  mkdir -p "$XDG_CONFIG_HOME"
   dbus-daemon --session --address="$DBUS_SESSION_BUS_ADDRESS" --fork --nopidfile
-  /lib/systemd/systemd --user >/run/systemd-user.log 2>&1 &
-  systemd_pid=$!
-  for _ in $(seq 1 200); do
-    if busctl --user call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
-         org.freedesktop.DBus.Properties Get ss org.freedesktop.systemd1.Manager SystemState >/dev/null 2>&1; then
-      break
-    fi
-    sleep 0.05
-  done
+  # The manager is started through sandbox-manager.sh (PID file) so a test can stop it and boot a fresh one.
+  manager="$(dirname "$(readlink -f "$0")")/sandbox-manager.sh"
+  VKS_SANDBOX_INNER=1 bash "$manager" start || true
   export VKS_SANDBOX=1
   status=0
   "$@" || status=$?
-  kill "$systemd_pid" 2>/dev/null || true
+  bash "$manager" stop || true
   exit "$status"
 fi
 
