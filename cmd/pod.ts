@@ -17,7 +17,8 @@ Examples:
   },
   args: {
     file: { type: "positional", description: "Manifest (YAML: Pods, or Deployment/ReplicaSet/StatefulSet/DaemonSet/Job to run their pod template); - for stdin", required: true },
-    detach: { type: "boolean", alias: "d", description: "Start the pods and return instead of following them", default: false },
+    detach: { type: "boolean", alias: "d", description: "Start the pods and return instead of following them; they are started again at boot (vks pod restore)", default: false },
+    ephemeral: { type: "boolean", description: "With -d: do not start the pods again after a reboot", default: false },
     replace: { type: "boolean", description: "Recreate pods that already run", default: false },
     "log-mode": { type: "string", description: "Where container output goes: auto (journal if journald runs, else files), journal, file", default: "auto" },
     "apt-source": { type: "string", description: "APT source for images named host/package: host=<deb line> (repeatable)" },
@@ -31,6 +32,7 @@ Examples:
       stateDir: args["state-dir"],
       logMode: parseLogModeSetting(args["log-mode"]),
       detach: args.detach,
+      ephemeral: args.ephemeral,
       replace: args.replace,
       aptSources: parseAptSources(rawArgs),
     });
@@ -158,7 +160,37 @@ Examples:
   },
 });
 
+const restore = defineCommand({
+  meta: {
+    name: "restore",
+    description: `Start pod up -d pods again whose units are gone (at boot: vks-pods.service runs this), and remove the records of non-persistent ones.
+
+Examples:
+  vks pod restore`,
+  },
+  args: { ...managerArgs },
+  async run({ args }) {
+    const { podRestore } = await import("../internal/actions/pod-restore.ts");
+    process.exitCode = await podRestore({ scope: scopeFromArgs(args), stateDir: args["state-dir"] });
+  },
+});
+
+const checkpoint = defineCommand({
+  meta: {
+    name: "checkpoint",
+    description: `Record every pod's restart counts so they continue after a reboot (vks-pods.service runs this at shutdown).
+
+Examples:
+  vks pod checkpoint`,
+  },
+  args: { ...managerArgs },
+  async run({ args }) {
+    const { podCheckpoint } = await import("../internal/actions/pod-restore.ts");
+    await podCheckpoint({ scope: scopeFromArgs(args), stateDir: args["state-dir"] });
+  },
+});
+
 export default defineCommand({
   meta: { name: "pod", description: "Run pod manifests on this host without a cluster" },
-  subCommands: { up, down, ls, logs, exec },
+  subCommands: { up, down, ls, logs, exec, restore, checkpoint },
 });

@@ -16,6 +16,8 @@ export interface PodUpOptions {
   stateDir?: string;
   logMode: LogModeSetting;
   detach: boolean;
+  /** With detach: the pods are not started again at boot (vks pod restore removes their records instead). */
+  ephemeral?: boolean;
   replace: boolean;
   aptSources?: Record<string, string>;
 }
@@ -36,6 +38,10 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     logMode: options.logMode,
     aptSources: options.aptSources,
     onProgress: (message) => consola.info(message),
+    origin: "pod-up",
+    // A foreground pod belongs to this terminal session (Ctrl-C tears it down); -d pods outlive it, and a
+    // reboot too unless --ephemeral: their records say they exist, so they run again at boot.
+    restoreAtBoot: options.detach && !options.ephemeral,
   });
   try {
     const normalized = pods.map((pod, index) => engine.normalize(pod, pods.length > 1 ? `${source} (document ${index + 1})` : source));

@@ -40,6 +40,8 @@ export interface NodeControllerOptions {
 
 export interface NodeControllerHooks {
   onStatusWritten?(node: V1Node, changed: boolean): void;
+  /** Every completed check, written or not (the service watchdog counts these). */
+  onChecked?(): void;
   onError?(err: KubeApiError): void;
   onRegistered?(node: V1Node, created: boolean): void;
 }
@@ -141,6 +143,7 @@ export class NodeController {
       try {
         await this.updateStatus();
         backoff.reset();
+        this.hooks.onChecked?.();
         await sleep(this.options.statusIntervalMs, signal);
       } catch (err) {
         this.hooks.onError?.(err as KubeApiError);

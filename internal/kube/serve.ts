@@ -29,6 +29,7 @@ import { PodStatusWriter } from "./pod-status-writer.ts";
 import type { KubeletRuntime } from "../kubelet/runtime.ts";
 import { startKubeletApi, type KubeletApi, type KubeletApiSettings } from "./kubelet-api.ts";
 import { parseNodeLabels } from "./node-labels.ts";
+import { ServiceNotifier } from "./service-notify.ts";
 
 /** The Kubernetes version vks speaks; nodeInfo.kubeletVersion is this with vks' own version appended. */
 export const KUBERNETES_VERSION = "v1.31.0";
@@ -93,7 +94,7 @@ class TroubleLog {
 
 async function openPodEngine(options: ServeOptions, hostIP: string, objects: PodObjectSource): Promise<ServeProvider> {
   const { PodEngine } = await import("../pod/engine.ts");
-  return PodEngine.open({ scope: options.scope, stateDir: options.stateDir, hostIP, logMode: options.logMode, aptSources: options.aptSources, objects });
+  return PodEngine.open({ scope: options.scope, stateDir: options.stateDir, hostIP, logMode: options.logMode, aptSources: options.aptSources, objects, origin: "serve" });
 }
 
 /**
@@ -122,6 +123,8 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
   const nodeName = checkNodeName(options.nodeName ?? defaultNodeName());
   const client = new KubeClient(kube.config, kube.server);
   consola.info(`vks ${version}: node ${nodeName}, API server ${kube.server} (kubeconfig: ${kube.source})`);
+  const service = new ServiceNotifier();
+  service.status(`waiting for the API server ${kube.server}`);
   await waitForApiServer(client, nodeName, options.startupTimeoutSeconds, signal);
   if (signal.aborted) return;
 
@@ -173,15 +176,29 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       {
         onRegistered: (_node, created) => consola.success(`node ${nodeName} ${created ? "registered" : "updated"}`),
         onStatusWritten: () => trouble.recovered("node status", "written again"),
-        onError: (err) => trouble.failed("node status", err, "retrying"),
+        onChecked: () => service.tick("node status"),
+        onError: (err) => {
+          service.tick("node status");
+          trouble.failed("node status", err, "retrying");
+        },
       },
     );
     await node.register();
+    // Ready for systemd once the node exists: a unit ordered after vks sees the node in the API server.
+    service.ready(`node ${nodeName} registered; adopting the pods already on this host`);
 
     const lease = new NodeLease(client, nodeName, options.leaseDurationSeconds, () => node.reference(), {
-      onRenewed: () => trouble.recovered("node lease", "renewed again"),
-      onError: (err) => trouble.failed("node lease", err, "retrying (the node turns NotReady if this lasts)"),
+      onRenewed: () => {
+        service.tick("node lease");
+        trouble.recovered("node lease", "renewed again");
+      },
+      onError: (err) => {
+        service.tick("node lease");
+        trouble.failed("node lease", err, "retrying (the node turns NotReady if this lasts)");
+      },
     });
+    service.watch({ name: "node lease", intervalMs: lease.renewIntervalMs });
+    service.startWatchdog();
     const running: Promise<void>[] = [lease.run(signal)];
 
     // Assigned below; the cache's handlers only fire once the controller exists.
@@ -252,7 +269,11 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     controller.start();
     await resync(assigned);
     consola.success(`serving node ${nodeName}: ${assigned.length} pod(s) assigned`);
+    service.status(`serving node ${nodeName}: ${assigned.length} pod(s) assigned at start`);
+    signal.addEventListener("abort", () => service.stopping("stopping; pods keep running"), { once: true });
 
+    // Watched from its first iteration: adopting pods above may take a while (package installs).
+    service.watch({ name: "node status", intervalMs: options.statusUpdateSeconds * 1000 });
     running.push(cache.run(signal), node.run(signal));
     await Promise.all(running);
 
@@ -262,6 +283,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     events.stop();
     consola.info("stopped; pods keep running and are adopted when vks starts again");
   } finally {
+    service.stopWatchdog();
     await kubeletApi?.stop();
     await provider.close();
   }

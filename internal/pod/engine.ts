@@ -13,7 +13,7 @@ import { detectHostIP } from "../host/address.ts";
 import { ImageError, ImageResolver, PullBackOff, defaultPullPolicy } from "../image/resolve.ts";
 import type { PullPolicy, ResolvedImage } from "../image/types.ts";
 import { chooseLogMode, containerLogFile, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
-import { PodRecordStore, stateDirFor, type PodLogs, type PodRecord } from "../state/records.ts";
+import { PodRecordStore, stateDirFor, type PodLogs, type PodOrigin, type PodRecord } from "../state/records.ts";
 import { SystemdManager } from "../systemd/manager.ts";
 import type { UnitAccounting } from "../systemd/accounting.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
@@ -42,7 +42,17 @@ export interface PodEngineOptions {
   objects?: PodObjectSource;
   /** The node's allocatable resources (resourceFieldRef without a limit); computed from the host when absent. */
   allocatable?: Allocatable;
+  /** Written into the records of pods this engine creates (who restores them after a reboot). */
+  origin?: PodOrigin;
+  /** Pods this engine creates are started again at boot by `vks pod restore` (`pod up -d`). */
+  restoreAtBoot?: boolean;
 }
+
+/**
+ * The unit that runs `vks pod restore` at boot (examples/vks-pods.service). Pods it restores are ordered
+ * before it, so at shutdown its ExecStop (`vks pod checkpoint`) runs while they still run.
+ */
+export const RESTORE_UNIT = "vks-pods.service";
 
 /** How soon serve retries a pod whose volume waits for an object (the kubelet retries its mounts like this). */
 const VOLUME_RETRY_MS = 10_000;
@@ -199,6 +209,8 @@ export class PodEngine implements PodProvider {
       manifest: pod,
       units: [],
       logs,
+      ...(this.options.origin === undefined ? {} : { origin: this.options.origin }),
+      ...(this.options.restoreAtBoot ? { restoreAtBoot: true } : {}),
     };
     const tracked = this.track(record);
     tracked.driving = true;
@@ -388,7 +400,7 @@ export class PodEngine implements PodProvider {
           message: `Created container ${plan.containerName} as ${plan.unitName}`,
           container: plan.containerName,
         });
-        await this.startUnit(plan);
+        await this.startUnit(tracked.record.restoreAtBoot ? { ...plan, properties: { ...plan.properties, before: [RESTORE_UNIT] } } : plan);
         delete tracked.waiting[plan.containerName];
         this.emitEvent(pod, { type: "Normal", reason: "Started", message: `Started container ${plan.containerName}`, container: plan.containerName });
       }),
@@ -667,8 +679,96 @@ export class PodEngine implements PodProvider {
       const plans = (await this.plansOf(tracked)).filter((plan) => missing.some((unit) => unit.unitName === plan.unitName));
       // A reboot also took the volumes' tmpfs mounts (Memory emptyDirs, secrets): make them again.
       await this.prepareVolumes(tracked);
+      await this.carryRestarts(tracked, plans.map((plan) => plan.containerName), pod);
       await this.startUnits(tracked, plans);
     });
+  }
+
+  /**
+   * Before making a lost unit again: its container's restartCount continues from the highest count known
+   * (the record's, or the API server's under serve), plus one for the restart the reboot caused, as the
+   * kubelet counts a container it has to create again.
+   */
+  private async carryRestarts(tracked: TrackedPod, containers: string[], reported?: V1Pod): Promise<void> {
+    const statuses = [...(reported?.status?.containerStatuses ?? []), ...(reported?.status?.initContainerStatuses ?? [])];
+    const restarts = { ...tracked.record.restarts };
+    for (const container of containers) {
+      const known = restarts[container] ?? { before: 0, seen: 0 };
+      const fromApi = statuses.find((status) => status.name === container)?.restartCount ?? 0;
+      const before = Math.max(known.seen, known.before, fromApi) + 1;
+      restarts[container] = { before, seen: before };
+    }
+    tracked.record.restarts = restarts;
+    await this.records.put(tracked.record);
+  }
+
+  /**
+   * Records every pod's current restart counts (`vks pod checkpoint`, run by the restore unit's ExecStop at
+   * shutdown while the pods still run), so they continue after the reboot. Returns the pods updated.
+   */
+  async checkpointRestarts(): Promise<string[]> {
+    await this.listPods();
+    const updated: string[] = [];
+    for (const tracked of [...this.tracked.values()]) {
+      const restarts = { ...tracked.record.restarts };
+      let changed = false;
+      for (const unit of tracked.record.units) {
+        const state = tracked.units[unit.container];
+        if (state === undefined) continue;
+        const known = restarts[unit.container] ?? { before: 0, seen: 0 };
+        const count = known.before + state.nRestarts;
+        if (count > known.seen) {
+          restarts[unit.container] = { before: known.before, seen: count };
+          changed = true;
+        }
+      }
+      if (!changed) continue;
+      await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
+        // A pod deleted meanwhile must not come back as a record.
+        if (this.tracked.get(keyOf(tracked.record.namespace, tracked.record.name)) !== tracked) return;
+        tracked.record.restarts = restarts;
+        await this.records.put(tracked.record);
+        updated.push(`${tracked.record.namespace}/${tracked.record.name}`);
+      });
+    }
+    return updated;
+  }
+
+  /**
+   * `vks pod restore` (at boot): pods `pod up -d` made persistent get the units a reboot took, with their
+   * restart counts continued; records of other `pod up` pods (foreground, --ephemeral) whose units are
+   * all gone are removed with their data. Only pods with restartPolicy Always are started again: a pod
+   * that runs to completion (a Job's) is never run a second time on a guess. Pods of serve are left to
+   * serve, which knows from the API server what should run. Returns what was done, per pod.
+   */
+  async restore(): Promise<{ restored: string[]; removed: string[]; kept: string[]; failed: string[] }> {
+    const result = { restored: [] as string[], removed: [] as string[], kept: [] as string[], failed: [] as string[] };
+    for (const tracked of [...this.tracked.values()]) {
+      const { record } = tracked;
+      if (record.origin !== "pod-up") continue;
+      const key = `${record.namespace}/${record.name}`;
+      await this.refreshUnits(tracked);
+      const anyUnit = record.units.some((unit) => tracked.units[unit.container] !== undefined);
+      if (!record.restoreAtBoot) {
+        if (anyUnit || record.units.length === 0) continue;
+        await this.deletePod(record.manifest);
+        result.removed.push(key);
+        continue;
+      }
+      if ((record.manifest.spec?.restartPolicy ?? "Always") !== "Always") {
+        result.kept.push(key);
+        continue;
+      }
+      try {
+        const before = record.units.filter((unit) => tracked.units[unit.container] === undefined).length;
+        tracked.driving = true;
+        await this.ensurePod(record.manifest);
+        if (before > 0) result.restored.push(key);
+      } catch (err) {
+        result.failed.push(`${key}: ${errorMessage(err)}`);
+      }
+    }
+    return result;
   }
 
   /**
@@ -761,6 +861,7 @@ export class PodEngine implements PodProvider {
       hostIP: this.options.hostIP,
       startTime: new Date(tracked.record.createdAt),
       imageIDs: tracked.imageIDs,
+      restartsBefore: Object.fromEntries(Object.entries(tracked.record.restarts ?? {}).map(([container, counts]) => [container, counts.before])),
     });
     return { ...tracked.record.manifest, status };
   }

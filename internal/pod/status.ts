@@ -36,6 +36,8 @@ export interface PodStatusInput {
   startTime?: Date;
   /** Each container's imageID (ResolvedImage.imageID); "" until the image is resolved, as in the kubelet. */
   imageIDs?: Record<string, string>;
+  /** Each container's restarts before its current unit (a reboot took the earlier one), added to NRestarts. */
+  restartsBefore?: Record<string, number>;
 }
 
 /** Exit code of a container killed by signal N: 128 + N, the shell convention the kubelet reports. */
@@ -218,11 +220,11 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
   const remembered = input.lastTerminated[container.name];
   let observed: ObservedContainer;
   let containerID: string | undefined;
-  let restartCount = 0;
+  let restartCount = input.restartsBefore?.[container.name] ?? 0;
   if (unit !== undefined && unit.loadState !== "not-found") {
     observed = observeUnit(unit, pod, container.name);
     containerID = containerIDOf(unit.name);
-    restartCount = unit.nRestarts;
+    restartCount += unit.nRestarts;
   } else {
     const waiting = input.waiting[container.name];
     if (waiting !== undefined) {

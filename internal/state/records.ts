@@ -39,6 +39,24 @@ export interface PodRecord {
   manifest: V1Pod;
   units: PodUnitRecord[];
   logs: PodLogs;
+  /** Who created the pod: `pod up` (restored at boot by `vks pod restore`) or `serve` (from the API server). Absent in older records. */
+  origin?: PodOrigin;
+  /** A `pod up -d` pod that `vks pod restore` starts again when its units are gone after a reboot. */
+  restoreAtBoot?: boolean;
+  /**
+   * Per container: restarts of its earlier units (a reboot takes the unit and systemd's NRestarts with it)
+   * and the last restartCount a vks process saw, so restartCount continues when the unit is made again.
+   */
+  restarts?: Record<string, ContainerRestarts>;
+}
+
+export type PodOrigin = "pod-up" | "serve";
+
+export interface ContainerRestarts {
+  /** Restarts before the current unit was created. */
+  before: number;
+  /** The highest restartCount seen (before + the unit's NRestarts). */
+  seen: number;
 }
 
 /** A record file that could not be used, and why. */
@@ -325,6 +343,15 @@ export function recordProblem(value: unknown): string | undefined {
     }
   }
 
+  if (value.origin !== undefined && value.origin !== "pod-up" && value.origin !== "serve") return `origin ${JSON.stringify(value.origin)} is neither "pod-up" nor "serve"`;
+  if (value.restoreAtBoot !== undefined && typeof value.restoreAtBoot !== "boolean") return "restoreAtBoot is not a boolean";
+  if (value.restarts !== undefined) {
+    if (!isObject(value.restarts)) return "restarts is not an object";
+    for (const [container, counts] of Object.entries(value.restarts)) {
+      if (!isObject(counts) || !isCount(counts.before) || !isCount(counts.seen)) return `restarts.${container} needs non-negative integer before and seen`;
+    }
+  }
+
   const logs = value.logs;
   if (!isObject(logs)) return "logs is missing";
   if (logs.mode === "journal") return undefined;
@@ -335,6 +362,10 @@ export function recordProblem(value: unknown): string | undefined {
     return undefined;
   }
   return `logs.mode ${JSON.stringify(logs.mode)} is neither "journal" nor "file"`;
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
 async function directoryEntries(directory: string, kind: "directories" | "files"): Promise<string[]> {

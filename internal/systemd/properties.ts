@@ -87,6 +87,7 @@ export function toDbusProperties(properties: ServiceProperties): DbusProperty[] 
   if (properties.bindReadOnlyPaths !== undefined && properties.bindReadOnlyPaths.length > 0) {
     list.push(["BindReadOnlyPaths", new Variant("a(ssbt)", properties.bindReadOnlyPaths.map(bindMountTuple))]);
   }
+  if (properties.before !== undefined && properties.before.length > 0) list.push(["Before", new Variant("as", properties.before)]);
   if (properties.syslogIdentifier !== undefined) list.push(["SyslogIdentifier", new Variant("s", properties.syslogIdentifier)]);
   if (properties.logExtraFields.length > 0) {
     list.push([

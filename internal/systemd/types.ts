@@ -54,6 +54,11 @@ export interface ServiceProperties {
   /** Pod volumes, writable and read-only; absent when the container mounts none. */
   bindPaths?: BindMount[];
   bindReadOnlyPaths?: BindMount[];
+  /**
+   * Units this one is ordered before ([Unit] Before=): at shutdown they stop first. Set by the engine for
+   * pods `vks pod restore` brings back, so its ExecStop can record their restart counts while they still run.
+   */
+  before?: string[];
 }
 
 /**
