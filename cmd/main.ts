@@ -19,6 +19,7 @@ const main = defineCommand({
     pod: () => import("./pod.ts").then((m) => m.default),
     units: () => import("./units.ts").then((m) => m.default),
     serve: () => import("./serve.ts").then((m) => m.default),
+    service: () => import("./service.ts").then((m) => m.default),
   },
 });
 

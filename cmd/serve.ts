@@ -3,6 +3,32 @@ import { managerArgs, scopeFromArgs } from "../internal/cli/flags.ts";
 import { parseAptSources, parsePort, parsePositiveInt } from "../internal/cli/parse.ts";
 import { parseLogModeSetting } from "../internal/logs/logs.ts";
 
+/** serve's flags; `vks service install -- FLAGS` checks its pass-through flags against these. */
+export const serveArgs = {
+  kubeconfig: { type: "string", description: "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)" },
+  nodename: { type: "string", description: "Node name (default: this host's name)" },
+  "node-ip": { type: "string", description: "The node's InternalIP (default: the address of the default route's interface)" },
+  "node-external-ip": { type: "string", description: "The node's ExternalIP, if it has one" },
+  "kubelet-port": { type: "string", description: "Port of the kubelet API (logs, exec, attach, port-forward, stats); 0 picks a free one", default: "10250" },
+  port: { type: "string", description: "Old name of --kubelet-port" },
+  "kubelet-address": { type: "string", description: "Address the kubelet API listens on", default: "0.0.0.0" },
+  "node-labels": { type: "string", description: "Extra node labels k=v,… (only those NodeRestriction lets a node set)" },
+  "tls-cert-file": { type: "string", description: "The kubelet API's serving certificate (PEM; default: self-signed, kept in the state dir)" },
+  "tls-private-key-file": { type: "string", description: "Key of --tls-cert-file" },
+  "rotate-server-certificates": { type: "boolean", description: "Request the serving certificate from the cluster (CSR, signer kubernetes.io/kubelet-serving) and renew it", default: false },
+  "client-ca-file": { type: "string", description: "CA bundle for client certificates (default: the cluster CA from the kubeconfig)" },
+  "anonymous-auth": { type: "boolean", description: "Let requests without credentials in as system:anonymous (still authorized by the API server)", default: false },
+  "max-pods": { type: "string", description: "Pods this node accepts (its pods capacity)", default: "110" },
+  "disable-taint": { type: "boolean", description: "Do not taint the node virtual-kubelet.io/provider=vks:NoSchedule", default: false },
+  "enable-node-lease": { type: "boolean", description: "Accepted for compatibility: vks always renews a node lease", default: false },
+  "node-lease-duration-seconds": { type: "string", description: "Lease duration; renewed every quarter of it", default: "40" },
+  "node-status-update-frequency": { type: "string", description: "Seconds between node condition checks", default: "10" },
+  "startup-timeout": { type: "string", description: "Seconds to wait for the API server at start", default: "60" },
+  "log-mode": { type: "string", description: "Where container output goes: auto, journal, file", default: "auto" },
+  "apt-source": { type: "string", description: "APT source for images named host/package: host=<deb line> (repeatable)" },
+  ...managerArgs,
+} as const;
+
 export default defineCommand({
   meta: {
     name: "serve",
@@ -13,30 +39,7 @@ Examples:
   vks serve --nodename edge-1 --node-ip 10.0.0.5     # kubeconfig from $KUBECONFIG or ~/.kube/config
   vks serve --kubeconfig node.kubeconfig --node-labels example.com/rack=r1 --rotate-server-certificates`,
   },
-  args: {
-    kubeconfig: { type: "string", description: "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)" },
-    nodename: { type: "string", description: "Node name (default: this host's name)" },
-    "node-ip": { type: "string", description: "The node's InternalIP (default: the address of the default route's interface)" },
-    "node-external-ip": { type: "string", description: "The node's ExternalIP, if it has one" },
-    "kubelet-port": { type: "string", description: "Port of the kubelet API (logs, exec, attach, port-forward, stats); 0 picks a free one", default: "10250" },
-    port: { type: "string", description: "Old name of --kubelet-port" },
-    "kubelet-address": { type: "string", description: "Address the kubelet API listens on", default: "0.0.0.0" },
-    "node-labels": { type: "string", description: "Extra node labels k=v,… (only those NodeRestriction lets a node set)" },
-    "tls-cert-file": { type: "string", description: "The kubelet API's serving certificate (PEM; default: self-signed, kept in the state dir)" },
-    "tls-private-key-file": { type: "string", description: "Key of --tls-cert-file" },
-    "rotate-server-certificates": { type: "boolean", description: "Request the serving certificate from the cluster (CSR, signer kubernetes.io/kubelet-serving) and renew it", default: false },
-    "client-ca-file": { type: "string", description: "CA bundle for client certificates (default: the cluster CA from the kubeconfig)" },
-    "anonymous-auth": { type: "boolean", description: "Let requests without credentials in as system:anonymous (still authorized by the API server)", default: false },
-    "max-pods": { type: "string", description: "Pods this node accepts (its pods capacity)", default: "110" },
-    "disable-taint": { type: "boolean", description: "Do not taint the node virtual-kubelet.io/provider=vks:NoSchedule", default: false },
-    "enable-node-lease": { type: "boolean", description: "Accepted for compatibility: vks always renews a node lease", default: false },
-    "node-lease-duration-seconds": { type: "string", description: "Lease duration; renewed every quarter of it", default: "40" },
-    "node-status-update-frequency": { type: "string", description: "Seconds between node condition checks", default: "10" },
-    "startup-timeout": { type: "string", description: "Seconds to wait for the API server at start", default: "60" },
-    "log-mode": { type: "string", description: "Where container output goes: auto, journal, file", default: "auto" },
-    "apt-source": { type: "string", description: "APT source for images named host/package: host=<deb line> (repeatable)" },
-    ...managerArgs,
-  },
+  args: serveArgs,
   async run({ args, rawArgs }) {
     const { serve } = await import("../internal/kube/serve.ts");
     const stop = new AbortController();

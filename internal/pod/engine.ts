@@ -549,7 +549,7 @@ export class PodEngine implements PodProvider {
 
   async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
     const tracked = this.tracked.get(keyOf(namespace, name));
-    if (!tracked) return undefined;
+    if (!tracked || !this.manages(tracked)) return undefined;
     await this.refreshUnits(tracked);
     return this.podWithStatus(tracked);
   }
@@ -602,7 +602,7 @@ export class PodEngine implements PodProvider {
   }
 
   async listPods(): Promise<V1Pod[]> {
-    const pods = [...this.tracked.values()];
+    const pods = [...this.tracked.values()].filter((tracked) => this.manages(tracked));
     const states = await this.systemd.listUnits([VKS_UNIT_GLOB]);
     const stateByUnit = new Map(states.map((state) => [state.name, state]));
     return pods.map((tracked) => {
@@ -641,6 +641,7 @@ export class PodEngine implements PodProvider {
     const wanted = new Map(desired.map((pod) => [keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""), pod]));
     const pods: string[] = [];
     for (const tracked of [...this.tracked.values()]) {
+      if (!this.manages(tracked)) continue;
       const pod = wanted.get(keyOf(tracked.record.namespace, tracked.record.name));
       if (pod && pod.metadata?.uid === tracked.record.uid) continue;
       pods.push(`${tracked.record.namespace}/${tracked.record.name}`);
@@ -802,6 +803,14 @@ export class PodEngine implements PodProvider {
     const orphans = names.filter((name) => parseUnitName(name) !== undefined && !owned.has(name));
     if (!dryRun) await Promise.all(orphans.map((name) => this.systemd.stopUnit(name)));
     return orphans;
+  }
+
+  /**
+   * serve shares the state directory with `pod up`, but the pods `pod up` made are not the API server's:
+   * serve neither lists nor removes them (their units still count as owned, never as orphans).
+   */
+  private manages(tracked: TrackedPod): boolean {
+    return !(this.options.origin === "serve" && tracked.record.origin === "pod-up");
   }
 
   private track(record: PodRecord): TrackedPod {
