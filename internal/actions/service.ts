@@ -63,7 +63,7 @@ StartLimitIntervalSec=0
 # READY=1 once the node is registered with the API server; STATUS= lines show in systemctl status.
 Type=notify
 NotifyAccess=main
-ExecStart=${execLine([options.binary, ...options.commonArgs, "serve", ...options.serveArgs])}
+ExecStart=${execLine([options.binary, "serve", ...options.commonArgs, ...options.serveArgs])}
 Restart=always
 RestartSec=5s
 # Waiting for the API server (--startup-timeout, 60 s by default) counts as starting.
@@ -90,10 +90,10 @@ After=network-online.target dbus.service dbus.socket local-fs.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=${execLine([options.binary, ...options.commonArgs, "pod", "restore"])}
+ExecStart=${execLine([options.binary, "pod", "restore", ...options.commonArgs])}
 # At shutdown, while the pods still run (they are ordered before this unit), their restart counts are
 # recorded so that restartCount continues after the reboot.
-ExecStop=${execLine([options.binary, ...options.commonArgs, "pod", "checkpoint"])}
+ExecStop=${execLine([options.binary, "pod", "checkpoint", ...options.commonArgs])}
 TimeoutStartSec=infinity
 
 [Install]

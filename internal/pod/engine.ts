@@ -664,6 +664,11 @@ export class PodEngine implements PodProvider {
     if (finished) return;
     if (nextInitStep(tracked.record.manifest, tracked.units).kind !== "initialized") {
       // Mid-initialization (vks restarted, or the host rebooted and took every unit): resume the sequence.
+      // Without init containers that means every unit is gone: the containers ran and restart now.
+      if ((tracked.record.manifest.spec?.initContainers ?? []).length === 0) {
+        const lost = tracked.record.units.filter((unit) => tracked.units[unit.container] === undefined).map((unit) => unit.container);
+        if (lost.length > 0) await this.withPodLock(tracked.record.namespace, tracked.record.name, () => this.carryRestarts(tracked, lost, pod));
+      }
       await this.resumePod(tracked.record.namespace, tracked.record.name);
       return;
     }
