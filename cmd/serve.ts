@@ -26,6 +26,7 @@ export const serveArgs = {
   "startup-timeout": { type: "string", description: "Seconds to wait for the API server at start", default: "60" },
   "log-mode": { type: "string", description: "Where container output goes: auto, journal, file", default: "auto" },
   "apt-source": { type: "string", description: "APT source for images named host/package: host=<deb line> (repeatable)" },
+  "pod-manifest-path": { type: "string", description: "Directory of static pod manifests (the kubelet's staticPodPath): each file runs as a pod, shown in the API as a mirror pod" },
   ...managerArgs,
 } as const;
 
@@ -71,6 +72,7 @@ Examples:
         leaseDurationSeconds: parsePositiveInt(args["node-lease-duration-seconds"], "--node-lease-duration-seconds"),
         statusUpdateSeconds: parsePositiveInt(args["node-status-update-frequency"], "--node-status-update-frequency"),
         startupTimeoutSeconds: parsePositiveInt(args["startup-timeout"], "--startup-timeout"),
+        podManifestPath: args["pod-manifest-path"],
       },
       stop.signal,
     );

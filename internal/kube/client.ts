@@ -195,6 +195,11 @@ export class KubeClient {
     }
   }
 
+  /** Creates a pod object; vks creates only mirror pods (NodeRestriction lets a node create nothing else). */
+  createPod(namespace: string, pod: V1Pod): Promise<V1Pod> {
+    return this.call({ verb: "create", resource: "pods", namespace }, () => this.core.createNamespacedPod({ namespace, body: pod }, this.plain));
+  }
+
   patchPodStatus(namespace: string, name: string, patch: object): Promise<V1Pod> {
     return this.call({ verb: "patch", resource: "pods/status", namespace, name }, () =>
       this.core.patchNamespacedPodStatus({ namespace, name, body: patch }, this.mergePatch),

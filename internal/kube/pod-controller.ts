@@ -12,6 +12,7 @@ import { isConflict, isNotFound, type KubeApiError } from "./api-error.ts";
 import type { KubeClient } from "./client.ts";
 import { EnvSourceError } from "../pod/env-sources.ts";
 import { podKeyOf } from "./node-pods.ts";
+import { isMirrorPod, isStaticPod } from "./static-pods.ts";
 import { KeyedWorkQueue } from "./work-queue.ts";
 
 export interface PodSource {
@@ -110,6 +111,9 @@ export class PodController {
     const [namespace, name] = splitKey(key);
     const desired = this.pods.get(key);
     let running = await this.provider.getPod(namespace, name);
+    // Static pods come from files, not from the API server (static-pods.ts): their mirror pods are never
+    // run, and the API server's view never stops them.
+    if (isMirrorPod(desired) || isStaticPod(running)) return;
 
     if (desired === undefined) {
       // Gone from the API server (deleted with grace 0, or never ours): only the units are left to stop.

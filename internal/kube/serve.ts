@@ -6,6 +6,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { consola } from "consola";
+import { resolve } from "node:path";
 import { version } from "../../package.json";
 import type { ManagerScope } from "../systemd/types.ts";
 import { ExitCode, VksError, errorMessage } from "../errors.ts";
@@ -30,6 +31,7 @@ import type { KubeletRuntime } from "../kubelet/runtime.ts";
 import { startKubeletApi, type KubeletApi, type KubeletApiSettings } from "./kubelet-api.ts";
 import { parseNodeLabels } from "./node-labels.ts";
 import { ServiceNotifier } from "./service-notify.ts";
+import { StaticPods, isMirrorPod, isStaticPod } from "./static-pods.ts";
 
 /** The Kubernetes version vks speaks; nodeInfo.kubeletVersion is this with vks' own version appended. */
 export const KUBERNETES_VERSION = "v1.31.0";
@@ -62,6 +64,8 @@ export interface ServeOptions {
   statusUpdateSeconds: number;
   /** How long to wait for the API server at start before giving up. */
   startupTimeoutSeconds: number;
+  /** --pod-manifest-path: static pod manifests (the kubelet's staticPodPath). */
+  podManifestPath?: string;
   /** Opens the pod engine, reading pods' ConfigMaps and Secrets from `objects`; tests substitute a fake. */
   openProvider?: (hostIP: string, objects: PodObjectSource) => Promise<ServeProvider>;
 }
@@ -204,18 +208,30 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     // Assigned below; the cache's handlers only fire once the controller exists.
     let controller: PodController | undefined;
     let statusWriter: PodStatusWriter | undefined;
+    let statics: StaticPods | undefined;
+    // A static pod's status goes to its mirror pod, once the mirror exists.
+    const pushStatus = (pod: V1Pod) => {
+      const target = isStaticPod(pod) ? statics?.translate(pod) : pod;
+      if (target !== undefined) statusWriter?.push(target);
+    };
     const resync = async (pods: V1Pod[]) => {
       const keys = new Set(pods.map(podKeyOf));
       for (const pod of await provider.listPods()) {
         keys.add(podKeyOf(pod));
-        statusWriter?.push(pod);
+        pushStatus(pod);
       }
       for (const key of keys) controller?.enqueue(key);
       statusWriter?.retryNow();
     };
     const cache = new NodePodCache(client, nodeName, {
-      onUpsert: (pod) => controller?.enqueue(podKeyOf(pod)),
-      onDelete: (pod) => controller?.enqueue(podKeyOf(pod)),
+      onUpsert: (pod) => {
+        controller?.enqueue(podKeyOf(pod));
+        statics?.apiPodChanged(pod);
+      },
+      onDelete: (pod) => {
+        controller?.enqueue(podKeyOf(pod));
+        statics?.apiPodChanged(pod, true);
+      },
       onResync: (pods) => {
         resync(pods).catch((err) => trouble.failed("resync", err, "pods are synced as their events arrive"));
       },
@@ -255,18 +271,38 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     const pods = controller;
     provider.notifyPods((pod) => {
       pods.observeProviderStatus(pod);
-      writer.push(pod);
+      pushStatus(pod);
     });
     provider.notifyEvents((pod, event) => events.record(pod, event));
 
+    statics = new StaticPods({
+      client,
+      provider,
+      nodeName,
+      node: () => node.reference(),
+      pods: cache,
+      pushStatus: (pod) => writer.push(pod),
+      // Absolute: the file's path is part of each static pod's UID, as with the kubelet.
+      directory: options.podManifestPath === undefined ? undefined : resolve(options.podManifestPath),
+      hooks: {
+        onInvalidFile: (file, message) => consola.warn(`static pod manifest ${message.startsWith(file) ? message : `${file}: ${message}`}; the other manifests still run`),
+        onCreated: (pod) => consola.info(`static pod ${podKeyOf(pod)} created`),
+        onDeleted: (pod) => consola.info(`static pod ${podKeyOf(pod)} removed`),
+        onMirrorCreated: (pod) => consola.debug(`mirror pod ${podKeyOf(pod)} created`),
+        onError: (what, err) => trouble.failed(what, err, "retrying at the next change or rescan"),
+      },
+    });
+    const staticPods = await statics.load();
     const assigned = await cache.relist();
     try {
-      await provider.reconcile(assigned);
+      // Static pods are desired too: adopted (or started again after a reboot) with the API server's pods.
+      await provider.reconcile([...assigned.filter((pod) => !isMirrorPod(pod)), ...staticPods]);
     } catch (err) {
       // The controller syncs every pod next anyway, with retries; a pod that failed here is not lost.
       consola.warn(`reconciling the pods already on this host: ${errorMessage(err)}`);
     }
     controller.start();
+    statics.start(signal);
     await resync(assigned);
     consola.success(`serving node ${nodeName}: ${assigned.length} pod(s) assigned`);
     service.status(`serving node ${nodeName}: ${assigned.length} pod(s) assigned at start`);

@@ -641,7 +641,8 @@ export class PodEngine implements PodProvider {
     const wanted = new Map(desired.map((pod) => [keyOf(pod.metadata?.namespace || "default", pod.metadata?.name ?? ""), pod]));
     const pods: string[] = [];
     for (const tracked of [...this.tracked.values()]) {
-      if (!this.manages(tracked)) continue;
+      // Static pods (kubernetes.io/config.source: file) follow their manifest files, not the API server.
+      if (!this.manages(tracked) || tracked.record.manifest.metadata?.annotations?.["kubernetes.io/config.source"] === "file") continue;
       const pod = wanted.get(keyOf(tracked.record.namespace, tracked.record.name));
       if (pod && pod.metadata?.uid === tracked.record.uid) continue;
       pods.push(`${tracked.record.namespace}/${tracked.record.name}`);
