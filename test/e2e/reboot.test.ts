@@ -3,7 +3,7 @@
 // and the manager stopped (as at shutdown), a fresh manager booted, and every pod that should run running
 // again with its restartCount continued, none duplicated, none orphaned.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startTestApiServer, type RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject } from "../apiserver/json.ts";
@@ -51,10 +51,13 @@ const apiRestarts = (pod: JsonObject | undefined) => (at(pod, "status", "contain
 describe.skipIf(!inSandbox || !existsSync(VKS_BINARY))("vks as a service, and a simulated reboot (sandbox user manager)", () => {
   beforeAll(async () => {
     cluster = await startTestApiServer({ nodeName: NODE });
+    const manifests = join(stateDir, "manifests");
+    mkdirSync(manifests);
+    writeFileSync(join(manifests, "static-web.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\nspec:\n  containers:\n  - name: main\n    image: /bin/sleep\n    args: [infinity]\n");
     const install = await vks(stateDir, [
       "service", "install", ...user, "--state-dir", stateDir, "--binary", VKS_BINARY, "--watchdog-sec", "20", "--",
       "--kubeconfig", cluster.kubeconfigPath, "--nodename", NODE, "--node-ip", "127.0.0.1", "--kubelet-port", "0",
-      "--node-lease-duration-seconds", "4", "--node-status-update-frequency", "1",
+      "--node-lease-duration-seconds", "4", "--node-status-update-frequency", "1", "--pod-manifest-path", manifests,
     ]);
     expect(install.exitCode, install.stderr).toBe(0);
   });
@@ -149,17 +152,19 @@ describe.skipIf(!inSandbox || !existsSync(VKS_BINARY))("vks as a service, and a 
     expect(local.find((pod) => pod.metadata.name === "local-sleeper")?.status.containerStatuses?.[0]?.restartCount).toBe(1);
 
     await cluster.admin.waitFor("pods", "api-sleeper", "default", (p) => phaseOf(p) === "Running" && at(p, "status", "containerStatuses", 0, "state", "running") !== undefined && apiRestarts(p) >= 1);
+    // The static pod runs again under the same uid (same file), and its mirror shows it.
+    await cluster.admin.waitFor("pods", `static-web-${NODE}`, "default", (p) => at(p, "metadata", "annotations", "kubernetes.io/config.mirror") !== undefined && apiRestarts(p) >= 1);
     const apiAfter = await cluster.admin.waitFor("pods", "api-crasher", "default", (p) => apiRestarts(p) > apiBefore);
     expect(apiRestarts(apiAfter)).toBeGreaterThan(apiBefore);
 
     // One unit per container, each owned by a record; nothing for gc to remove.
     const rows = await eventually("every pod's unit", async () => {
       const all = await unitRows();
-      return ["local-sleeper", "local-crasher", "api-sleeper", "api-crasher"].every((name) => all.some((row) => row.pod === name)) ? all : undefined;
+      return ["local-sleeper", "local-crasher", "api-sleeper", "api-crasher", `static-web-${NODE}`].every((name) => all.some((row) => row.pod === name)) ? all : undefined;
     });
     const keys = rows.map((row) => `${row.namespace}/${row.pod}/${row.container}`);
     expect(new Set(keys).size).toBe(keys.length);
-    expect(keys.sort()).toEqual(["default/api-crasher/main", "default/api-sleeper/main", "default/local-crasher/main", "default/local-sleeper/main"]);
+    expect(keys.sort()).toEqual(["default/api-crasher/main", "default/api-sleeper/main", "default/local-crasher/main", "default/local-sleeper/main", `default/static-web-${NODE}/main`]);
     const gc = await vks(stateDir, ["units", "gc", "--dry-run", ...user]);
     expect(gc.exitCode, gc.stderr).toBe(0);
     expect(gc.stdout + gc.stderr).not.toMatch(/vks\.default\./);
