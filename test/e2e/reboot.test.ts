@@ -89,8 +89,12 @@ describe.skipIf(!inSandbox || !existsSync(VKS_BINARY))("vks as a service, and a 
     expect(started.exitCode, started.stderr).toBe(0);
     expect(unitProperty("vks-serve.service", "ActiveState")).toBe("active");
     expect(await cluster.admin.get("nodes", NODE, "")).toBeDefined();
-    // systemd reports the watchdog of the running service (WatchdogSec= from the unit).
+    // systemd reports the watchdog of the running service (WatchdogSec= from the unit), and vks feeds it:
+    // the keep-alive timestamp moves (every 10 s here), and the service is never killed for silence.
     expect(unitProperty("vks-serve.service", "WatchdogUSec")).toBe("20s");
+    const firstKeepAlive = unitProperty("vks-serve.service", "WatchdogTimestampMonotonic");
+    await eventually("a watchdog keep-alive", async () => unitProperty("vks-serve.service", "WatchdogTimestampMonotonic") !== firstKeepAlive, 300);
+    expect(unitProperty("vks-serve.service", "NRestarts")).toBe("0");
     // The notification came from vks' own PID (NotifyAccess=main), with a status line.
     expect(unitProperty("vks-serve.service", "StatusText")).toMatch(/node reboot-node registered|serving node reboot-node/);
 
