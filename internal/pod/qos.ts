@@ -4,53 +4,14 @@
  * even though it enforces no resources itself.
  */
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
+import { addQuantities, compareQuantities, parseQuantity, type Quantity } from "./quantity.ts";
 
 export type QOSClass = "Guaranteed" | "Burstable" | "BestEffort";
 
-/** An exact rational, so that `0.5` and `500m` compare equal and nothing is lost to floating point. */
-interface Quantity {
-  numerator: bigint;
-  denominator: bigint;
-}
-
-const BINARY_SUFFIXES: Readonly<Record<string, bigint>> = {
-  Ki: 1n << 10n,
-  Mi: 1n << 20n,
-  Gi: 1n << 30n,
-  Ti: 1n << 40n,
-  Pi: 1n << 50n,
-  Ei: 1n << 60n,
-};
-const DECIMAL_EXPONENTS: Readonly<Record<string, number>> = { n: -9, u: -6, m: -3, "": 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
-const QUANTITY = /^([+-]?)(\d*)(?:\.(\d*))?(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$/;
-
-/** Parses a resource quantity ("100m", "1.5Gi", "2e3"); undefined when it is not one. */
-export function parseQuantity(text: string): Quantity | undefined {
-  const match = QUANTITY.exec(text.trim());
-  if (match === null) return undefined;
-  const [, sign = "", whole = "", fraction = "", exponent, suffix = ""] = match;
-  if (whole === "" && fraction === "") return undefined;
-  let numerator = BigInt(whole + fraction || "0");
-  let denominator = 10n ** BigInt(fraction.length);
-  const binary = BINARY_SUFFIXES[suffix];
-  if (binary !== undefined) {
-    numerator *= binary;
-  } else {
-    const power = exponent !== undefined ? Number(exponent.slice(1)) : (DECIMAL_EXPONENTS[suffix] ?? 0);
-    if (power >= 0) numerator *= 10n ** BigInt(power);
-    else denominator *= 10n ** BigInt(-power);
-  }
-  return { numerator: sign === "-" ? -numerator : numerator, denominator };
-}
-
-function add(a: Quantity, b: Quantity): Quantity {
-  return { numerator: a.numerator * b.denominator + b.numerator * a.denominator, denominator: a.denominator * b.denominator };
-}
-
-function compare(a: Quantity, b: Quantity): number {
-  const difference = a.numerator * b.denominator - b.numerator * a.denominator;
-  return difference > 0n ? 1 : difference < 0n ? -1 : 0;
-}
+/** Quantities are parsed by quantity.ts, exactly as the API server parses them. */
+export { parseQuantity } from "./quantity.ts";
+const add = addQuantities;
+const compare = compareQuantities;
 
 const ZERO: Quantity = { numerator: 0n, denominator: 1n };
 /** Only these resources count towards QoS. */
