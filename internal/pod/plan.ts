@@ -16,6 +16,8 @@ import type { Allocatable } from "./resource-field.ts";
 import { expandReferences } from "./expand.ts";
 import { launchCommands } from "./launcher.ts";
 import { containerBinds } from "./volumes.ts";
+import { containerCgroup, planPodSlice } from "./resources.ts";
+import { sandboxProperties } from "./security.ts";
 import type { RestartPolicy } from "./validate.ts";
 
 /** Where container output goes: the journal, or one append-only file per container in `directory`. */
@@ -332,6 +334,11 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
   );
 
   const binds = containerBinds(pod, container, containerPath, env, input.volumeDirectory);
+  const runAs = identity(pod, container, containerPath, image);
+  const cgroup = containerCgroup(pod, container);
+  // `-`: a mount point systemd has not made yet is no reason to fail the unit (binds stay writable anyway).
+  const writablePaths = [...binds.bindPaths.map((bind) => `-${bind.destination}`), ...(logFile === undefined ? [] : [`-${posix.dirname(logFile)}`])];
+  const sandbox = sandboxProperties({ pod, container, user: runAs.user, writablePaths });
   const properties: ServiceProperties = {
     description: `vks pod ${namespace}/${name} container ${container.name} (image ${image.reference})`,
     // A oneshot init container would hold its start job (and the engine's sequence) until it exits;
@@ -343,7 +350,7 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     // The secret file comes last, so that the container's own values win over the image's files.
     environmentFiles: secretFile === undefined ? image.environmentFiles : [...image.environmentFiles, { path: secretFile, optional: false }],
     ...(workingDirectory === undefined ? {} : { workingDirectory }),
-    ...identity(pod, container, containerPath, image),
+    ...runAs,
     runtimeDirectory: image.runtimeDirectory,
     restart,
     restartUSec: RESTART_DELAY_USEC,
@@ -356,6 +363,9 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     logExtraFields: [`VKS_NAMESPACE=${namespace}`, `VKS_POD=${name}`, `VKS_POD_UID=${uid}`, `VKS_CONTAINER=${container.name}`],
     ...(binds.bindPaths.length === 0 ? {} : { bindPaths: binds.bindPaths }),
     ...(binds.bindReadOnlyPaths.length === 0 ? {} : { bindReadOnlyPaths: binds.bindReadOnlyPaths }),
+    slice: planPodSlice(pod).unitName,
+    ...(cgroup === undefined ? {} : { cgroup }),
+    ...(sandbox === undefined ? {} : { sandbox }),
   };
   return {
     unitName,

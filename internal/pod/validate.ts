@@ -12,6 +12,8 @@ import { childPath } from "./decode.ts";
 import { isSupportedFieldPath, SUPPORTED_FIELD_PATHS } from "./env.ts";
 import { checkEnvSources } from "./env-validate.ts";
 import { checkVolumeMounts, checkVolumes } from "./volumes.ts";
+import { checkResources } from "./resources.ts";
+import { checkSecurityFields } from "./security.ts";
 
 export const RESTART_POLICIES = ["Always", "OnFailure", "Never"] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
@@ -64,11 +66,12 @@ function checkId(value: unknown, path: string, problems: Problems): void {
   }
 }
 
-function checkSecurityContext(context: unknown, path: string, problems: Problems): void {
+function checkSecurityContext(context: unknown, path: string, problems: Problems, podLevel = false): void {
   if (!isFields(context)) return;
   checkId(context.runAsUser, childPath(path, "runAsUser"), problems);
   checkId(context.runAsGroup, childPath(path, "runAsGroup"), problems);
   if (context.windowsOptions !== undefined) problems.add(childPath(path, "windowsOptions"), "vks runs Linux processes only");
+  checkSecurityFields(context, path, podLevel, (field, message) => problems.add(field, message));
 }
 
 function checkEnv(env: unknown, path: string, problems: Problems): void {
@@ -177,6 +180,7 @@ function checkContainer(
     problems.add(`${path}.restartPolicy`, "not supported: set restartPolicy for the whole pod in spec.restartPolicy");
   }
   checkSecurityContext(container.securityContext, `${path}.securityContext`, problems);
+  checkResources(container.resources, `${path}.resources`, false, (field, message) => problems.add(field, message));
 }
 
 /** Fields Kubernetes refuses on an init container that runs to completion (all of them fine on a sidecar). */
@@ -272,7 +276,12 @@ function podProblems(pod: V1Pod): FieldProblem[] {
   if (spec.hostUsers === false) {
     problems.add("spec.hostUsers", "not supported: vks runs processes in the host's user namespace");
   }
-  checkSecurityContext(spec.securityContext, "spec.securityContext", problems);
+  checkSecurityContext(spec.securityContext, "spec.securityContext", problems, true);
+  checkResources(spec.resources, "spec.resources", true, (field, message) => problems.add(field, message));
+  const deadline = spec.activeDeadlineSeconds;
+  if (deadline !== undefined && deadline !== null && (typeof deadline !== "number" || !Number.isInteger(deadline) || deadline < 1 || deadline > 2147483647)) {
+    problems.add("spec.activeDeadlineSeconds", "must be between 1 and 2147483647, inclusive");
+  }
   return problems.list;
 }
 
@@ -283,16 +292,6 @@ export function validatePod(pod: V1Pod, source: string): void {
 }
 
 const PROBES = ["livenessProbe", "readinessProbe", "startupProbe"] as const;
-const SECURITY_FIELDS_NOT_ENFORCED = [
-  "capabilities",
-  "privileged",
-  "readOnlyRootFilesystem",
-  "allowPrivilegeEscalation",
-  "seccompProfile",
-  "seLinuxOptions",
-  "appArmorProfile",
-  "procMount",
-] as const;
 const HOST_IDENTITY_FIELDS = ["hostname", "subdomain", "hostAliases", "dnsConfig"] as const;
 
 /**
@@ -317,17 +316,10 @@ export function podWarnings(pod: V1Pod): FieldProblem[] {
     if (container.lifecycle?.preStop !== undefined) {
       warnings.add(`${path}.lifecycle.preStop`, "ignored: vks runs no hooks; the container gets SIGTERM directly");
     }
-    const resources = container.resources;
-    if (Object.keys(resources?.limits ?? {}).length > 0 || Object.keys(resources?.requests ?? {}).length > 0) {
-      warnings.add(`${path}.resources`, "not enforced: vks sets no CPU or memory limits");
-    }
+    // Whether the manager can enforce cpu and memory is the engine's to say (it knows the manager).
+    checkResources(container.resources, `${path}.resources`, false, () => undefined, (field, message) => warnings.add(field, message));
     if (container.stdin === true || container.tty === true) {
       warnings.add(`${path}.${container.stdin === true ? "stdin" : "tty"}`, "ignored: the process's standard input is /dev/null");
-    }
-    for (const field of SECURITY_FIELDS_NOT_ENFORCED) {
-      if (container.securityContext?.[field] !== undefined) {
-        warnings.add(`${path}.securityContext.${field}`, "not enforced: the process runs with the host's defaults");
-      }
     }
     const seen = new Map<string, number>();
     (container.env ?? []).forEach((entry, envIndex) => {
@@ -339,7 +331,6 @@ export function podWarnings(pod: V1Pod): FieldProblem[] {
   for (const field of HOST_IDENTITY_FIELDS) {
     if (spec[field] !== undefined) warnings.add(`spec.${field}`, "ignored: pods share the host's network, name and resolver");
   }
-  if (spec.activeDeadlineSeconds !== undefined) warnings.add("spec.activeDeadlineSeconds", "not enforced");
   if (isNonEmptyList(spec.readinessGates)) warnings.add("spec.readinessGates", "ignored: readiness follows the containers only");
   return warnings.list;
 }

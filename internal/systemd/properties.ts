@@ -7,7 +7,8 @@
  */
 import { Variant } from "dbus-next";
 import { escapeExecArgument } from "./escape.ts";
-import type { BindMount, ExecCommand, ServiceProperties } from "./types.ts";
+import { capabilityMask } from "./capabilities.ts";
+import type { BindMount, CgroupProperties, ExecCommand, SandboxProperties, ServiceProperties, SlicePlan } from "./types.ts";
 
 export type DbusProperty = [name: string, value: Variant];
 
@@ -88,6 +89,9 @@ export function toDbusProperties(properties: ServiceProperties): DbusProperty[] 
     list.push(["BindReadOnlyPaths", new Variant("a(ssbt)", properties.bindReadOnlyPaths.map(bindMountTuple))]);
   }
   if (properties.before !== undefined && properties.before.length > 0) list.push(["Before", new Variant("as", properties.before)]);
+  if (properties.slice !== undefined) list.push(["Slice", new Variant("s", properties.slice)]);
+  if (properties.cgroup !== undefined) list.push(...cgroupProperties(properties.cgroup));
+  if (properties.sandbox !== undefined) list.push(...sandboxProperties(properties.sandbox));
   if (properties.syslogIdentifier !== undefined) list.push(["SyslogIdentifier", new Variant("s", properties.syslogIdentifier)]);
   if (properties.logExtraFields.length > 0) {
     list.push([
@@ -111,3 +115,49 @@ function outputProperty(stream: "StandardOutput" | "StandardError", appendToFile
     : [`${stream}FileToAppend`, new Variant("s", appendToFile)];
 }
 
+
+/**
+ * Resource control. Accounting is switched on with each limit: on cgroup v1 systemd attaches a unit to a
+ * controller's hierarchy only when something of the unit needs that controller.
+ */
+export function cgroupProperties(cgroup: CgroupProperties): DbusProperty[] {
+  const list: DbusProperty[] = [];
+  const u64 = (name: string, value: bigint | undefined) => {
+    if (value !== undefined) list.push([name, new Variant("t", nonNegativeMicroseconds(name, value))]);
+  };
+  if (cgroup.cpuWeight !== undefined || cgroup.cpuQuotaPerSecUSec !== undefined) list.push(["CPUAccounting", new Variant("b", true)]);
+  u64("CPUWeight", cgroup.cpuWeight);
+  u64("CPUQuotaPerSecUSec", cgroup.cpuQuotaPerSecUSec);
+  u64("CPUQuotaPeriodUSec", cgroup.cpuQuotaPeriodUSec);
+  if (cgroup.memoryMax !== undefined) list.push(["MemoryAccounting", new Variant("b", true)]);
+  u64("MemoryMax", cgroup.memoryMax);
+  u64("MemorySwapMax", cgroup.memorySwapMax);
+  if (cgroup.tasksMax !== undefined) list.push(["TasksAccounting", new Variant("b", true)]);
+  u64("TasksMax", cgroup.tasksMax);
+  return list;
+}
+
+function sandboxProperties(sandbox: SandboxProperties): DbusProperty[] {
+  const list: DbusProperty[] = [];
+  if (sandbox.supplementaryGroups !== undefined && sandbox.supplementaryGroups.length > 0) {
+    list.push(["SupplementaryGroups", new Variant("as", sandbox.supplementaryGroups)]);
+  }
+  if (sandbox.capabilityBoundingSet !== undefined) list.push(["CapabilityBoundingSet", new Variant("t", capabilityMask(sandbox.capabilityBoundingSet))]);
+  if (sandbox.ambientCapabilities !== undefined && sandbox.ambientCapabilities.length > 0) {
+    list.push(["AmbientCapabilities", new Variant("t", capabilityMask(sandbox.ambientCapabilities))]);
+  }
+  if (sandbox.noNewPrivileges !== undefined) list.push(["NoNewPrivileges", new Variant("b", sandbox.noNewPrivileges)]);
+  if (sandbox.protectSystem !== undefined) list.push(["ProtectSystem", new Variant("s", sandbox.protectSystem)]);
+  if (sandbox.readWritePaths !== undefined && sandbox.readWritePaths.length > 0) list.push(["ReadWritePaths", new Variant("as", sandbox.readWritePaths)]);
+  // (bas): true makes the list an allow-list; names may be `@groups`.
+  if (sandbox.systemCallFilter !== undefined) list.push(["SystemCallFilter", new Variant("(bas)", [true, sandbox.systemCallFilter])]);
+  if (sandbox.systemCallErrorNumber !== undefined) list.push(["SystemCallErrorNumber", new Variant("i", sandbox.systemCallErrorNumber)]);
+  // (bs): false = the profile must exist, or the unit fails to start rather than run unconfined.
+  if (sandbox.appArmorProfile !== undefined) list.push(["AppArmorProfile", new Variant("(bs)", [false, sandbox.appArmorProfile])]);
+  return list;
+}
+
+/** A pod's slice as StartTransientUnit takes it. */
+export function toSliceDbusProperties(plan: SlicePlan): DbusProperty[] {
+  return [["Description", new Variant("s", plan.description)], ...cgroupProperties(plan.cgroup)];
+}

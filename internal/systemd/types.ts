@@ -59,6 +59,49 @@ export interface ServiceProperties {
    * pods `vks pod restore` brings back, so its ExecStop can record their restart counts while they still run.
    */
   before?: string[];
+  /** The pod's slice (its cgroup parent). */
+  slice?: string;
+  /** Resource control (see CgroupProperties); absent: systemd's defaults. */
+  cgroup?: CgroupProperties;
+  /** securityContext as systemd sandboxing; absent: none. */
+  sandbox?: SandboxProperties;
+}
+
+/**
+ * Resource control shared by services and slices; every field is optional. Amounts are as systemd
+ * has them: bytes, microseconds, CPUWeight 1-10000.
+ */
+export interface CgroupProperties {
+  cpuWeight?: bigint;
+  /** CPU time per second of wall time (CPUQuota=, systemd's CPUQuotaPerSecUSec). */
+  cpuQuotaPerSecUSec?: bigint;
+  cpuQuotaPeriodUSec?: bigint;
+  memoryMax?: bigint;
+  memorySwapMax?: bigint;
+  tasksMax?: bigint;
+}
+
+/** systemd sandboxing a securityContext maps to. Capabilities are named (`CAP_CHOWN`), not bits. */
+export interface SandboxProperties {
+  supplementaryGroups?: string[];
+  capabilityBoundingSet?: string[];
+  ambientCapabilities?: string[];
+  noNewPrivileges?: boolean;
+  protectSystem?: "strict";
+  /** Kept writable under ProtectSystem=strict. */
+  readWritePaths?: string[];
+  /** SystemCallFilter=: an allow-list of system calls and `@groups`. */
+  systemCallFilter?: string[];
+  /** errno returned for a filtered call (SystemCallErrorNumber=) instead of killing the process. */
+  systemCallErrorNumber?: number;
+  appArmorProfile?: string;
+}
+
+/** A pod's slice: its cgroup, in which its containers' units run. */
+export interface SlicePlan {
+  unitName: string;
+  description: string;
+  cgroup: CgroupProperties;
 }
 
 /**

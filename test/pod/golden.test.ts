@@ -2,17 +2,21 @@
  * Golden plans: every `testdata/<case>.yaml` is parsed, validated and planned with fixed images and
  * executables; the result must equal `<case>.plan.json`, or, when planning fails, `<case>.error.txt`.
  * `UPDATE_GOLDEN=1 bun test test/pod` rewrites the expectations; review the diff before committing.
- * An optional `<case>.input.json` overrides the plan input (`logs`, `hostIP`).
+ * An optional `<case>.input.json` overrides the plan input (`logs`, `hostIP`, `podMaxPids`). A pod that
+ * declares resources also has its slice recorded in `<case>.slice.json`.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { V1Pod } from "@kubernetes/client-node";
 import type { ResolvedImage } from "../../internal/image/types.ts";
+import type { SlicePlan } from "../../internal/systemd/types.ts";
 import { parseManifestContents } from "../../internal/pod/manifest.ts";
 import type { EnvObjects } from "../../internal/pod/env-sources.ts";
 import { LAUNCHER_SCRIPT } from "../../internal/pod/launcher.ts";
 import { executablesNeeded, planPod, type PlanLogs } from "../../internal/pod/plan.ts";
 import { validatePod } from "../../internal/pod/validate.ts";
+import { planPodSlice } from "../../internal/pod/resources.ts";
 import { VksError } from "../../internal/errors.ts";
 
 const TESTDATA = join(import.meta.dir, "testdata");
@@ -25,6 +29,8 @@ const ALLOCATABLE = { cpu: "4", memory: "8047772Ki", "ephemeral-storage": "94311
 interface CaseInput {
   logs?: PlanLogs;
   hostIP?: string;
+  /** `--pod-max-pids`, for the slice. */
+  podMaxPids?: number;
 }
 
 const imagesByReference: Record<string, ResolvedImage> = JSON.parse(readFileSync(join(TESTDATA, "images.json"), "utf8"));
@@ -53,8 +59,14 @@ function errorText(err: VksError): string {
   return `${err.message}\nhint: ${err.hint ?? ""}\nexit code: ${err.exitCode}\n`;
 }
 
-/** What the golden files record for one case: the plans, or the error planning raised. */
-function runCase(name: string): { kind: "plan" | "error"; text: string } {
+/** Whether a case's pod declares resources: those cases also record the pod's slice (`<case>.slice.json`). */
+function declaresResources(pod: V1Pod): boolean {
+  const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+  return pod.spec?.resources !== undefined || containers.some((container) => container.resources !== undefined);
+}
+
+/** What the golden files record for one case: the plans, or the error planning raised; and slices. */
+function runCase(name: string): { kind: "plan" | "error"; text: string; slices?: string } {
   const text = readFileSync(join(TESTDATA, `${name}.yaml`), "utf8");
   const inputPath = join(TESTDATA, `${name}.input.json`);
   const overrides: CaseInput = existsSync(inputPath) ? JSON.parse(readFileSync(inputPath, "utf8")) : {};
@@ -66,6 +78,7 @@ function runCase(name: string): { kind: "plan" | "error"; text: string } {
       configMaps: Object.fromEntries(contents.configMaps.map((object) => [object.metadata?.name ?? "", object])),
       secrets: Object.fromEntries(contents.secrets.map((object) => [object.metadata?.name ?? "", object])),
     };
+    const slices: SlicePlan[] = [];
     const plans = pods.map((parsed) => {
       validatePod(parsed, `${name}.yaml`);
       // What the engine does before planning: a namespace and a uid.
@@ -86,9 +99,11 @@ function runCase(name: string): { kind: "plan" | "error"; text: string } {
       const volumeDirectory = `/var/lib/vks/volumes/${pod.metadata.uid}`;
       // Env sources as the engine passes them (env-file.ts podSecretEnvDirectory under the system state dir).
       const env = { envObjects, allocatable: ALLOCATABLE, secretEnvDirectory: `/var/lib/vks/secret-env/${pod.metadata.uid}` };
+      if (declaresResources(pod)) slices.push(planPodSlice(pod, overrides.podMaxPids === undefined ? {} : { podMaxPids: overrides.podMaxPids }));
       return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory, ...env });
     });
-    return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans) };
+    const sliceText = slices.length === 0 ? undefined : stableJSON(slices.length === 1 ? slices[0] : slices);
+    return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans), ...(sliceText === undefined ? {} : { slices: sliceText }) };
   } catch (err) {
     if (err instanceof VksError) return { kind: "error", text: errorText(err) };
     throw err;
@@ -107,7 +122,14 @@ describe("golden plans", () => {
 
   for (const name of cases) {
     test(name, () => {
-      const { kind, text } = runCase(name);
+      const { kind, text, slices } = runCase(name);
+      const slicePath = join(TESTDATA, `${name}.slice.json`);
+      if (UPDATE) {
+        if (slices === undefined) rmSync(slicePath, { force: true });
+        else writeFileSync(slicePath, slices);
+      } else if (slices !== undefined || existsSync(slicePath)) {
+        expect(slices ?? "(no slice: the pod declares no resources)").toBe(existsSync(slicePath) ? readFileSync(slicePath, "utf8") : "(no golden slice file)");
+      }
       const expectedPath = join(TESTDATA, `${name}.${kind === "plan" ? "plan.json" : "error.txt"}`);
       const otherPath = join(TESTDATA, `${name}.${kind === "plan" ? "error.txt" : "plan.json"}`);
       if (UPDATE) {

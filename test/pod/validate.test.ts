@@ -259,7 +259,7 @@ describe("podWarnings", () => {
             image: "x",
             readinessProbe: { exec: { command: ["true"] } },
             lifecycle: { preStop: { exec: { command: ["sleep", "5"] } } },
-            resources: { requests: { cpu: "100m" } },
+            resources: { requests: { cpu: "100m", "ephemeral-storage": "1Gi" } },
             securityContext: { readOnlyRootFilesystem: true },
             env: [{ name: "A", value: "1" }, { name: "A", value: "2" }],
           },
@@ -269,11 +269,9 @@ describe("podWarnings", () => {
     expect(podWarnings(candidate).map((warning) => warning.path)).toEqual([
       "spec.containers[0].readinessProbe",
       "spec.containers[0].lifecycle.preStop",
-      "spec.containers[0].resources",
-      "spec.containers[0].securityContext.readOnlyRootFilesystem",
+      "spec.containers[0].resources.requests.ephemeral-storage",
       "spec.containers[0].env[1].name",
       "spec.hostname",
-      "spec.activeDeadlineSeconds",
     ]);
   });
 

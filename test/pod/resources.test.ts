@@ -1,0 +1,55 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { describe, expect, test } from "bun:test";
+import { cpuQuotaPerSecond, milliCPUToShares, podHasLimits, podRequests, sharesToWeight } from "../../internal/pod/resources.ts";
+
+describe("the kubelet's CPU conversions", () => {
+  test("MilliCPUToShares: 1024 per CPU, between 2 and 262144", () => {
+    expect(milliCPUToShares(0n)).toBe(2n);
+    expect(milliCPUToShares(1n)).toBe(2n);
+    expect(milliCPUToShares(100n)).toBe(102n);
+    expect(milliCPUToShares(1000n)).toBe(1024n);
+    expect(milliCPUToShares(1_000_000n)).toBe(262144n);
+  });
+  test("shares → cgroup v2 weight: 1 + ((shares - 2) * 9999) / 262142", () => {
+    expect(sharesToWeight(2n)).toBe(1n);
+    expect(sharesToWeight(102n)).toBe(4n);
+    expect(sharesToWeight(1024n)).toBe(39n);
+    expect(sharesToWeight(262144n)).toBe(10000n);
+  });
+  test("quota per second over the 100 ms period, at least 1 ms per period", () => {
+    expect(cpuQuotaPerSecond(1000n)).toBe(1_000_000n);
+    expect(cpuQuotaPerSecond(250n)).toBe(250_000n);
+    expect(cpuQuotaPerSecond(1n)).toBe(10_000n);
+    expect(cpuQuotaPerSecond(10n)).toBe(10_000n);
+  });
+});
+
+function pod(spec: V1Pod["spec"]): V1Pod {
+  return { metadata: { name: "p", uid: "u" }, spec };
+}
+
+describe("podRequests: what admission counts", () => {
+  test("app containers and sidecars add up; an init container runs next to the sidecars before it", () => {
+    const requests = podRequests(
+      pod({
+        initContainers: [
+          { name: "s", image: "x", restartPolicy: "Always", resources: { requests: { cpu: "100m", memory: "10Mi" } } },
+          { name: "i", image: "x", resources: { requests: { cpu: "1", memory: "1Mi" } } },
+        ],
+        containers: [
+          { name: "a", image: "x", resources: { requests: { cpu: "200m", memory: "20Mi" } } },
+          { name: "b", image: "x", resources: { limits: { cpu: "300m", memory: "30Mi" } } },
+        ],
+      }),
+    );
+    expect(requests).toEqual({ cpuMilli: 1100n, memoryBytes: 60n * 1024n * 1024n });
+  });
+  test("pod-level spec.resources wins", () => {
+    expect(podRequests(pod({ resources: { requests: { cpu: "2" } }, containers: [{ name: "a", image: "x", resources: { requests: { cpu: "1" } } }] })).cpuMilli).toBe(2000n);
+  });
+  test("limits anywhere, or a pid limit, make a pod one with limits", () => {
+    expect(podHasLimits(pod({ containers: [{ name: "a", image: "x", resources: { requests: { cpu: "1" } } }] }))).toBe(false);
+    expect(podHasLimits(pod({ containers: [{ name: "a", image: "x", resources: { limits: { memory: "1Gi" } } }] }))).toBe(true);
+    expect(podHasLimits(pod({ containers: [{ name: "a", image: "x" }] }), { podMaxPids: 100 })).toBe(true);
+  });
+});
