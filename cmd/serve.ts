@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { managerArgs, scopeFromArgs } from "../internal/cli/flags.ts";
-import { parseAptSources, parsePort, parsePositiveInt } from "../internal/cli/parse.ts";
+import { parseAptSources, parsePort, parsePositiveInt, parseReservation } from "../internal/cli/parse.ts";
 import { parseLogModeSetting } from "../internal/logs/logs.ts";
 
 /** serve's flags; `vks service install -- FLAGS` checks its pass-through flags against these. */
@@ -19,6 +19,9 @@ export const serveArgs = {
   "client-ca-file": { type: "string", description: "CA bundle for client certificates (default: the cluster CA from the kubeconfig)" },
   "anonymous-auth": { type: "boolean", description: "Let requests without credentials in as system:anonymous (still authorized by the API server)", default: false },
   "max-pods": { type: "string", description: "Pods this node accepts (its pods capacity)", default: "110" },
+  "system-reserved": { type: "string", description: "Resources kept for the host, taken off allocatable: cpu=500m,memory=1Gi" },
+  "kube-reserved": { type: "string", description: "Resources kept for vks itself, taken off allocatable: cpu=100m,memory=256Mi" },
+  "pod-max-pids": { type: "string", description: "Most processes a pod may have (TasksMax of its slice); 0: no limit", default: "0" },
   "disable-taint": { type: "boolean", description: "Do not taint the node virtual-kubelet.io/provider=vks:NoSchedule", default: false },
   "enable-node-lease": { type: "boolean", description: "Accepted for compatibility: vks always renews a node lease", default: false },
   "node-lease-duration-seconds": { type: "string", description: "Lease duration; renewed every quarter of it", default: "40" },
@@ -64,6 +67,8 @@ Examples:
           anonymousAuth: args["anonymous-auth"],
         },
         maxPods: parsePositiveInt(args["max-pods"], "--max-pods"),
+        reserved: [parseReservation(args["system-reserved"], "--system-reserved"), parseReservation(args["kube-reserved"], "--kube-reserved")],
+        podMaxPids: parsePositiveInt(args["pod-max-pids"], "--pod-max-pids"),
         taint: !args["disable-taint"],
         scope: scopeFromArgs(args),
         stateDir: args["state-dir"],

@@ -1,3 +1,4 @@
+import { parseQuantity } from "../pod/quantity.ts";
 import { ExitCode, VksError } from "../errors.ts";
 
 export function parseOutputFormat<const T extends string>(value: string, allowed: readonly T[]): T {
@@ -40,4 +41,27 @@ export function parseAptSources(rawArgs: string[]): Record<string, string> {
     sources[value.slice(0, separator)] = value.slice(separator + 1);
   });
   return sources;
+}
+
+const RESERVABLE = ["cpu", "memory", "ephemeral-storage", "pid"];
+
+/**
+ * `--system-reserved` / `--kube-reserved` as the kubelet takes them: `cpu=500m,memory=1Gi` (also
+ * ephemeral-storage and pid). Quantities are checked as the API server parses them.
+ */
+export function parseReservation(value: string | undefined, flag: string): Record<string, string> {
+  const reserved: Record<string, string> = {};
+  if (value === undefined || value.trim() === "") return reserved;
+  for (const pair of value.split(",")) {
+    const [name = "", amount = "", ...rest] = pair.split("=");
+    const quantity = parseQuantity(amount.trim());
+    if (rest.length > 0 || !RESERVABLE.includes(name.trim()) || quantity === undefined || quantity.numerator < 0n) {
+      throw new VksError(`${flag}: "${pair}" is not a reservation`, {
+        exitCode: ExitCode.usage,
+        hint: `give name=quantity pairs of ${RESERVABLE.join(", ")}, e.g. ${flag} cpu=500m,memory=1Gi`,
+      });
+    }
+    reserved[name.trim()] = amount.trim();
+  }
+  return reserved;
 }

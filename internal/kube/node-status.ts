@@ -2,6 +2,7 @@
  * The Node object vks registers and the status it reports, computed from host facts and readings.
  * Pure: the controller supplies the clock, the readings and the node as the API server has it.
  */
+import { subtractReserved } from "../pod/admission.ts";
 import type { V1Node, V1NodeCondition, V1NodeStatus, V1Taint } from "@kubernetes/client-node";
 import type { HostFacts, HostReadings } from "./host.ts";
 import { timeValue } from "./wire.ts";
@@ -13,6 +14,8 @@ export interface NodeSettings {
   /** daemonEndpoints.kubeletEndpoint.port. */
   port: number;
   maxPods: number;
+  /** --system-reserved and --kube-reserved, taken off allocatable as the kubelet's node allocatable. */
+  reserved?: Record<string, string>[];
   /** Whether to carry the virtual-kubelet NoSchedule taint (off with --disable-taint). */
   taint: boolean;
   kubeletVersion: string;
@@ -79,12 +82,15 @@ export function nodeStatusFields(settings: NodeSettings, facts: HostFacts, capac
       pods: String(settings.maxPods),
     },
     // As the kubelet does: allocatable leaves out what eviction would reclaim anyway.
-    allocatable: {
-      cpu: String(facts.cpuCount),
-      memory: kibibytes(Math.max(0, capacity.memoryBytes - PRESSURE_THRESHOLDS.memoryAvailableBytes)),
-      "ephemeral-storage": kibibytes(capacity.ephemeralStorageBytes * (1 - PRESSURE_THRESHOLDS.filesystemAvailableFraction)),
-      pods: String(settings.maxPods),
-    },
+    allocatable: subtractReserved(
+      {
+        cpu: String(facts.cpuCount),
+        memory: kibibytes(Math.max(0, capacity.memoryBytes - PRESSURE_THRESHOLDS.memoryAvailableBytes)),
+        "ephemeral-storage": kibibytes(capacity.ephemeralStorageBytes * (1 - PRESSURE_THRESHOLDS.filesystemAvailableFraction)),
+        pods: String(settings.maxPods),
+      },
+      settings.reserved ?? [],
+    ),
     addresses,
     daemonEndpoints: { kubeletEndpoint: { Port: settings.port } },
     nodeInfo: {

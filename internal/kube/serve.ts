@@ -55,6 +55,10 @@ export interface ServeOptions {
   nodeLabels?: string;
   kubelet: KubeletApiSettings;
   maxPods: number;
+  /** --system-reserved and --kube-reserved: taken off the node's allocatable. */
+  reserved?: Record<string, string>[];
+  /** --pod-max-pids: TasksMax of each pod's slice (0: none). */
+  podMaxPids?: number;
   taint: boolean;
   scope: ManagerScope;
   stateDir?: string;
@@ -98,7 +102,17 @@ class TroubleLog {
 
 async function openPodEngine(options: ServeOptions, hostIP: string, objects: PodObjectSource): Promise<ServeProvider> {
   const { PodEngine } = await import("../pod/engine.ts");
-  return PodEngine.open({ scope: options.scope, stateDir: options.stateDir, hostIP, logMode: options.logMode, aptSources: options.aptSources, objects, origin: "serve" });
+  return PodEngine.open({
+    scope: options.scope,
+    stateDir: options.stateDir,
+    hostIP,
+    logMode: options.logMode,
+    aptSources: options.aptSources,
+    objects,
+    origin: "serve",
+    reserved: options.reserved ?? [],
+    ...(options.podMaxPids ? { podMaxPids: options.podMaxPids } : {}),
+  });
 }
 
 /**
@@ -168,6 +182,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       port: kubeletApi.port,
       extraLabels,
       maxPods: options.maxPods,
+      reserved: options.reserved ?? [],
       taint: options.taint,
       kubeletVersion: KUBELET_VERSION,
     };

@@ -23,6 +23,10 @@ import type { PodEvent, PodProvider } from "./provider.ts";
 import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
+import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
+import { planPodSlice, podHasLimits } from "./resources.ts";
+import { unenforcedLimits } from "./enforcement.ts";
+import { VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
 import type { ServiceAccountToken } from "./objects.ts";
 import { VolumeSetupError, type VolumeSetupOptions, createSubPathDirectories, podHasVolumeData, podVolumeDirectory, preparePodVolumes, refreshPodVolumes, removePodVolumes } from "./volume-data.ts";
 
@@ -46,6 +50,10 @@ export interface PodEngineOptions {
   origin?: PodOrigin;
   /** Pods this engine creates are started again at boot by `vks pod restore` (`pod up -d`). */
   restoreAtBoot?: boolean;
+  /** `--system-reserved` and `--kube-reserved`: taken off allocatable, for admission and resourceFieldRef. */
+  reserved?: Allocatable[];
+  /** `--pod-max-pids`: TasksMax of every pod's slice. */
+  podMaxPids?: number;
 }
 
 /**
@@ -95,6 +103,10 @@ interface TrackedPod {
    * `pod down` opening the records must never start a unit because it saw one change.
    */
   driving: boolean;
+  /** Set when the node itself failed the pod: rejected at admission, or past activeDeadlineSeconds. */
+  failure?: PodFailure;
+  /** The activeDeadlineSeconds timer, armed while this process drives the pod. */
+  deadlineTimer?: ReturnType<typeof setTimeout>;
 }
 
 const SIGKILL = 9;
@@ -214,6 +226,17 @@ export class PodEngine implements PodProvider {
     };
     const tracked = this.track(record);
     tracked.driving = true;
+    const rejection = admissionFailure(pod, this.allocatable(), this.activePods(tracked));
+    if (rejection !== undefined) {
+      // The kubelet's admission: the pod fails on the spot, nothing of it is created.
+      tracked.failure = rejection;
+      await this.records.put(record);
+      this.emitEvent(pod, { type: "Warning", reason: rejection.reason, message: rejection.message });
+      this.options.onProgress?.(`${describePod(pod)}: ${rejection.reason}: ${rejection.message}`);
+      this.emitPod(tracked);
+      return;
+    }
+    await this.warnUnenforcedLimits(pod);
     // With init containers, every container waits as PodInitializing (status.ts) until its turn.
     if ((pod.spec?.initContainers ?? []).length === 0) {
       for (const container of pod.spec?.containers ?? []) tracked.waiting[container.name] = { reason: "ContainerCreating" };
@@ -255,6 +278,7 @@ export class PodEngine implements PodProvider {
       // The pod's log directory goes with it, so what the container said before failing goes into the error.
       const output = logs.mode === "file" ? await lastLogLines(logs.directory, plans) : "";
       await this.removePodUnits(tracked).catch(() => undefined);
+      await this.systemd.stopUnit(planPodSlice(pod).unitName).catch(() => undefined);
       await this.records.delete(namespace, name).catch(() => undefined);
       if (logs.mode === "file") await rm(logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, uid), { recursive: true, force: true });
@@ -392,6 +416,9 @@ export class PodEngine implements PodProvider {
 
   private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
     const pod = tracked.record.manifest;
+    // The pod's slice first: a unit naming a slice that does not exist would get an empty one from systemd.
+    if (plans.length > 0) await this.systemd.startSlice(planPodSlice(pod, this.sliceOptions()));
+    this.armDeadline(tracked);
     await Promise.all(
       plans.map(async (plan) => {
         this.emitEvent(pod, {
@@ -424,7 +451,7 @@ export class PodEngine implements PodProvider {
   private async envPlanInput(pod: V1Pod): Promise<{ envObjects: EnvObjects; allocatable: Allocatable; secretEnvDirectory: string }> {
     return {
       envObjects: await fetchEnvObjects(pod, this.options.objects ?? NO_OBJECTS),
-      allocatable: (this.options.allocatable ??= hostAllocatable(this.stateDir)),
+      allocatable: this.allocatable(),
       secretEnvDirectory: podSecretEnvDirectory(this.stateDir, pod.metadata?.uid ?? ""),
     };
   }
@@ -525,6 +552,8 @@ export class PodEngine implements PodProvider {
       } finally {
         clearTimeout(killer);
       }
+      clearTimeout(tracked.deadlineTimer);
+      await this.systemd.stopUnit(planPodSlice(tracked.record.manifest).unitName);
       await this.records.delete(namespace, name);
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
@@ -788,6 +817,7 @@ export class PodEngine implements PodProvider {
       const tracked = this.tracked.get(keyOf(namespace, name));
       if (tracked === undefined) return;
       tracked.driving = true;
+      this.armDeadline(tracked);
       await this.refreshUnits(tracked);
       if (nextInitStep(tracked.record.manifest, tracked.units).kind === "initialized") return;
       // After a reboot the volumes' tmpfs mounts are gone too; plans first, for the subPath directories.
@@ -808,7 +838,12 @@ export class PodEngine implements PodProvider {
     const names = await this.systemd.listUnitNames([VKS_UNIT_GLOB]);
     const orphans = names.filter((name) => parseUnitName(name) !== undefined && !owned.has(name));
     if (!dryRun) await Promise.all(orphans.map((name) => this.systemd.stopUnit(name)));
-    return orphans;
+    // Pod slices (their names hold a `_`; the QoS slices do not) of pods vks no longer knows.
+    const slices = new Set([...this.tracked.values()].map((tracked) => planPodSlice(tracked.record.manifest).unitName));
+    const qos = new Set([qosSliceName("Burstable"), qosSliceName("BestEffort")]);
+    const sliceOrphans = (await this.systemd.listSliceNames([VKS_SLICE_GLOB])).filter((name) => name.includes("_") && !slices.has(name) && !qos.has(name));
+    if (!dryRun) await Promise.all(sliceOrphans.map((name) => this.systemd.stopUnit(name)));
+    return [...orphans, ...sliceOrphans];
   }
 
   /**
@@ -878,7 +913,72 @@ export class PodEngine implements PodProvider {
       imageIDs: tracked.imageIDs,
       restartsBefore: Object.fromEntries(Object.entries(tracked.record.restarts ?? {}).map(([container, counts]) => [container, counts.before])),
     });
+    if (tracked.failure !== undefined) return { ...tracked.record.manifest, status: failedPodStatus(status, tracked.failure, tracked.lastTerminated) };
     return { ...tracked.record.manifest, status };
+  }
+
+  /** The node's allocatable: the host's (or the one given), less what --system/kube-reserved keep. */
+  private allocatable(): Allocatable {
+    this.options.allocatable ??= subtractReserved(hostAllocatable(this.stateDir), this.options.reserved ?? []);
+    return this.options.allocatable;
+  }
+
+  private sliceOptions(): { podMaxPids?: number } {
+    return this.options.podMaxPids === undefined ? {} : { podMaxPids: this.options.podMaxPids };
+  }
+
+  /** Pods whose requests count against the node: not finished, not failed by the node. */
+  private activePods(except: TrackedPod): V1Pod[] {
+    return [...this.tracked.values()].flatMap((tracked) => {
+      if (tracked === except || tracked.failure !== undefined) return [];
+      const phase = this.podWithStatus(tracked).status?.phase;
+      return phase === "Succeeded" || phase === "Failed" ? [] : [tracked.record.manifest];
+    });
+  }
+
+  /**
+   * Limits the manager cannot enforce (a user manager on a cgroup v1 host, controllers not delegated)
+   * are said, never silently accepted: a warning for `pod up`, an event for `serve`.
+   */
+  private async warnUnenforcedLimits(pod: V1Pod): Promise<void> {
+    if (!podHasLimits(pod, this.sliceOptions())) return;
+    const controllers = await this.systemd.enforceableControllers().catch(() => new Set<never>());
+    const message = unenforcedLimits(pod, this.sliceOptions(), controllers, this.options.scope);
+    if (message === undefined) return;
+    this.emitEvent(pod, { type: "Warning", reason: "LimitsNotEnforced", message });
+    this.options.onProgress?.(`warning: ${describePod(pod)}: ${message}`);
+  }
+
+  /**
+   * activeDeadlineSeconds, counted from when vks accepted the pod (its startTime): then the pod fails
+   * with DeadlineExceeded and its containers are stopped, as the kubelet does. Armed only by the process
+   * driving the pod (serve, or pod up in the foreground).
+   */
+  private armDeadline(tracked: TrackedPod): void {
+    const seconds = tracked.record.manifest.spec?.activeDeadlineSeconds;
+    if (seconds === undefined || seconds === null || tracked.deadlineTimer !== undefined || tracked.failure !== undefined) return;
+    const due = new Date(tracked.record.createdAt).getTime() + seconds * 1000;
+    tracked.deadlineTimer = setTimeout(() => void this.deadlineExceeded(tracked), Math.max(0, due - Date.now()));
+    // A `pod up -d` must not wait for it; serve and a foreground pod up stay alive on their own.
+    tracked.deadlineTimer.unref();
+  }
+
+  private async deadlineExceeded(tracked: TrackedPod): Promise<void> {
+    const { namespace, name } = tracked.record;
+    await this.withPodLock(namespace, name, async () => {
+      if (this.tracked.get(keyOf(namespace, name)) !== tracked || tracked.failure !== undefined) return;
+      const phase = this.podWithStatus(tracked).status?.phase;
+      if (phase === "Succeeded" || phase === "Failed") return;
+      tracked.failure = { ...DEADLINE_EXCEEDED, rejected: false };
+      const pod = tracked.record.manifest;
+      this.emitEvent(pod, { type: "Normal", reason: DEADLINE_EXCEEDED.reason, message: DEADLINE_EXCEEDED.message });
+      this.options.onProgress?.(`${describePod(pod)}: ${DEADLINE_EXCEEDED.reason}: ${DEADLINE_EXCEEDED.message}`);
+      for (const unit of tracked.record.units) {
+        this.emitEvent(pod, { type: "Normal", reason: "Killing", message: `Stopping container ${unit.container}`, container: unit.container });
+      }
+      await this.removePodUnits(tracked);
+      this.emitPod(tracked);
+    }).catch((err: unknown) => this.options.onProgress?.(`${describePod(tracked.record.manifest)}: ${errorMessage(err)}`));
   }
 
   private emitPod(tracked: TrackedPod): void {

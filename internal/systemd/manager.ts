@@ -10,8 +10,9 @@ import { describeSystemdExitStatus } from "./exit-status.ts";
 import { EXEC_CONTEXT_PROPERTIES, decodeExecContext, type UnitExecContext } from "./exec-context.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
-import { toDbusProperties } from "./properties.ts";
-import { ExitKind, type ManagerScope, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
+import { toDbusProperties, toSliceDbusProperties } from "./properties.ts";
+import { ExitKind, type ManagerScope, type SlicePlan, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
+import { enforceableControllers, parseControllerMounts, readControllersFile, readMountInfo, type LimitController } from "./controllers.ts";
 import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
 import {
   FIELD_SOURCES,
@@ -319,7 +320,7 @@ export class SystemdManager {
    * ListUnitsByPatterns, decoded: the loaded service units matching the globs. A "not-found" entry is a
    * stub for a name something merely referred to: no unit behind it.
    */
-  private async listServiceRows(patterns: string[]): Promise<ListedUnit[]> {
+  private async listServiceRows(patterns: string[], suffix = SERVICE_SUFFIX): Promise<ListedUnit[]> {
     let rows: unknown[];
     try {
       const reply = await this.bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
@@ -340,9 +341,61 @@ export class SystemdManager {
         subState: expectString(subState, `${unitName} sub state`),
         path: expectString(path, `${unitName} path`),
       };
-      if (unitName.endsWith(SERVICE_SUFFIX) && unit.loadState !== "not-found") listed.push(unit);
+      if (unitName.endsWith(suffix) && unit.loadState !== "not-found") listed.push(unit);
     });
     return listed;
+  }
+
+  /** The names of the loaded slices matching the globs (`vks-*.slice`). */
+  async listSliceNames(patterns: string[]): Promise<string[]> {
+    return (await this.listServiceRows(patterns, ".slice")).map((row) => row.name);
+  }
+
+  /**
+   * Creates the pod's slice with its cgroup settings, or applies them to the slice that exists (adopted
+   * after a vks restart, or loaded implicitly). Slices have no process: the start job is immediate.
+   */
+  async startSlice(plan: SlicePlan): Promise<void> {
+    const properties = toSliceDbusProperties(plan);
+    await this.ensureSubscribed();
+    let job: FinishedJob;
+    try {
+      job = await this.jobs.run(async () => {
+        const reply = await this.bus.call(
+          { ...MANAGER, member: "StartTransientUnit", signature: "ssa(sv)a(sa(sv))", body: [plan.unitName, "fail", properties, []] },
+          JOB_CALL_TIMEOUT_MS,
+        );
+        return expectString(reply.body[0], "StartTransientUnit job");
+      });
+    } catch (err) {
+      if (!isDbusError(err, DBUS_ERROR.unitExists)) throw this.refused(`cannot create slice ${plan.unitName}`, err);
+      const settable = properties.filter(([name]) => name !== "Description");
+      try {
+        if (settable.length > 0) await this.bus.call({ ...MANAGER, member: "SetUnitProperties", signature: "sba(sv)", body: [plan.unitName, true, settable] });
+        // A stopped slice (its last unit went) is started again so the pod's units can join it.
+        await this.bus.call({ ...MANAGER, member: "StartUnit", signature: "ss", body: [plan.unitName, "replace"] });
+      } catch (setErr) {
+        throw this.refused(`cannot update slice ${plan.unitName}`, setErr);
+      }
+      return;
+    }
+    if (job.result !== "done") throw await this.jobFailed("start", plan.unitName, job.result);
+  }
+
+  /** The manager's own cgroup (Manager.ControlGroup): "" or "/" for a system manager at the root. */
+  async controlGroup(): Promise<string> {
+    const reply = await this.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "ControlGroup"), "read the manager's control group");
+    return expectString(expectVariantValue(reply.body[0], "ControlGroup"), "ControlGroup");
+  }
+
+  private controllers: Promise<Set<LimitController>> | undefined;
+
+  /** The resource controllers this manager can enforce limits with (controllers.ts); read once. */
+  enforceableControllers(): Promise<Set<LimitController>> {
+    this.controllers ??= this.controlGroup().then((group) =>
+      enforceableControllers(this.scope, group, parseControllerMounts(readMountInfo()), readControllersFile),
+    );
+    return this.controllers;
   }
 
   /** The names of the loaded service units matching the globs: one call, no property reads. */
