@@ -47,6 +47,9 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     const normalized = pods.map((pod, index) => engine.normalize(pod, pods.length > 1 ? `${source} (document ${index + 1})` : source));
     for (const pod of normalized) {
       for (const warning of podWarnings(pod)) consola.warn(`${describe(pod)}: ${warning.path}: ${warning.message}`);
+      if (options.detach && pod.spec?.activeDeadlineSeconds !== undefined) {
+        consola.warn(`${describe(pod)}: spec.activeDeadlineSeconds: not enforced with --detach (nothing stays to end the pod); run pod up in the foreground, or under vks serve`);
+      }
     }
     // Every workload's pods are validated (with paths in the workload document) before any pod starts.
     const workloadPods = workloads.map((workload) => ({ workload, pods: initialPods(workload).map((pod) => normalizeWorkloadPod(engine, workload, pod)) }));
@@ -59,13 +62,15 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     // A missing ConfigMap/Secret is found before any pod exists, not after the first ones started.
     for (const pod of [...normalized, ...workloadPods.flatMap((entry) => entry.pods)]) checkEnvReferences(pod, await fetchEnvObjects(pod, objects));
     const started: V1Pod[] = [];
+    let rejected = false;
     const jobs: Workload[] = [];
     try {
       for (const pod of normalized) {
         if (await prepareSlot(engine, pod, options.replace)) {
           await engine.createPod(pod);
           started.push(pod);
-          consola.success(`pod ${describe(pod)} created`);
+          if (await wasRejected(engine, pod)) rejected = true;
+          else consola.success(`pod ${describe(pod)} created`);
         }
       }
       for (const { workload, pods: created } of workloadPods) {
@@ -84,13 +89,22 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     }
     if (options.detach) {
       for (const job of jobs) warnDetachedJob(job);
-      return await waitForInitialization(engine, started);
+      const code = await waitForInitialization(engine, started);
+      return rejected ? 1 : code;
     }
     if (started.length === 0) return 0;
     return await runInForeground(engine, started, jobs);
   } finally {
     await engine.close();
   }
+}
+
+/** A pod the node's admission refused (OutOfcpu, OutOfmemory) is Failed at once; say so as an error. */
+async function wasRejected(engine: PodEngine, pod: V1Pod): Promise<boolean> {
+  const status = (await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? ""))?.status;
+  if (status?.phase !== "Failed" || status.reason === undefined) return false;
+  consola.error(`pod ${describe(pod)} ${status.reason}: ${status.message ?? ""}`);
+  return true;
 }
 
 /** Validates a workload's pod as the engine will, reporting problems where they are in the workload document. */

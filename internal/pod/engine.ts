@@ -230,9 +230,9 @@ export class PodEngine implements PodProvider {
     if (rejection !== undefined) {
       // The kubelet's admission: the pod fails on the spot, nothing of it is created.
       tracked.failure = rejection;
+      record.failure = rejection;
       await this.records.put(record);
       this.emitEvent(pod, { type: "Warning", reason: rejection.reason, message: rejection.message });
-      this.options.onProgress?.(`${describePod(pod)}: ${rejection.reason}: ${rejection.message}`);
       this.emitPod(tracked);
       return;
     }
@@ -858,6 +858,7 @@ export class PodEngine implements PodProvider {
     const key = keyOf(record.namespace, record.name);
     const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, imageIDs: {}, stoppedSidecars: new Set<string>(), driving: false };
     tracked.record = record;
+    if (record.failure !== undefined) tracked.failure = record.failure;
     this.tracked.set(key, tracked);
     for (const unit of record.units) this.podByUnit.set(unit.unitName, key);
     return tracked;
@@ -970,6 +971,8 @@ export class PodEngine implements PodProvider {
       const phase = this.podWithStatus(tracked).status?.phase;
       if (phase === "Succeeded" || phase === "Failed") return;
       tracked.failure = { ...DEADLINE_EXCEEDED, rejected: false };
+      tracked.record.failure = tracked.failure;
+      await this.records.put(tracked.record);
       const pod = tracked.record.manifest;
       this.emitEvent(pod, { type: "Normal", reason: DEADLINE_EXCEEDED.reason, message: DEADLINE_EXCEEDED.message });
       this.options.onProgress?.(`${describePod(pod)}: ${DEADLINE_EXCEEDED.reason}: ${DEADLINE_EXCEEDED.message}`);

@@ -48,6 +48,11 @@ export interface PodRecord {
    * and the last restartCount a vks process saw, so restartCount continues when the unit is made again.
    */
   restarts?: Record<string, ContainerRestarts>;
+  /**
+   * Set when the node itself failed the pod (admission's OutOfcpu, activeDeadlineSeconds): its status
+   * says so after a vks restart too.
+   */
+  failure?: { reason: string; message: string; rejected: boolean };
 }
 
 export type PodOrigin = "pod-up" | "serve";
