@@ -24,7 +24,9 @@ import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
-import { planPodSlice, podHasLimits } from "./resources.ts";
+import { containerCgroup, planPodSlice, podHasLimits } from "./resources.ts";
+import { unitOomKilled } from "../host/kernel-oom.ts";
+import { dateFromMicros } from "./timestamps.ts";
 import { unenforcedLimits } from "./enforcement.ts";
 import { VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
 import type { ServiceAccountToken } from "./objects.ts";
@@ -107,6 +109,10 @@ interface TrackedPod {
   failure?: PodFailure;
   /** The activeDeadlineSeconds timer, armed while this process drives the pod. */
   deadlineTimer?: ReturnType<typeof setTimeout>;
+  /** Exits (container → finishedAt ms) the kernel log shows were OOM kills (cgroup v1, see kernel-oom.ts). */
+  oomExits?: Map<string, Set<number>>;
+  /** Exits already looked up in the kernel log, as `container@exit µs`. */
+  oomChecked?: Set<string>;
 }
 
 const SIGKILL = 9;
@@ -580,6 +586,7 @@ export class PodEngine implements PodProvider {
     const tracked = this.tracked.get(keyOf(namespace, name));
     if (!tracked || !this.manages(tracked)) return undefined;
     await this.refreshUnits(tracked);
+    await Promise.all([...this.oomChecks]);
     return this.podWithStatus(tracked);
   }
 
@@ -634,11 +641,12 @@ export class PodEngine implements PodProvider {
     const pods = [...this.tracked.values()].filter((tracked) => this.manages(tracked));
     const states = await this.systemd.listUnits([VKS_UNIT_GLOB]);
     const stateByUnit = new Map(states.map((state) => [state.name, state]));
-    return pods.map((tracked) => {
+    for (const tracked of pods) {
       for (const unit of tracked.record.units) tracked.units[unit.container] = stateByUnit.get(unit.unitName);
       this.rememberExits(tracked);
-      return this.podWithStatus(tracked);
-    });
+    }
+    await Promise.all([...this.oomChecks]);
+    return pods.map((tracked) => this.podWithStatus(tracked));
   }
 
   /**
@@ -899,8 +907,43 @@ export class PodEngine implements PodProvider {
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
   private rememberExits(tracked: TrackedPod): void {
     for (const [container, state] of Object.entries(tracked.units)) {
-      if (state && state.execMainExitTimestamp !== 0n) tracked.lastTerminated[container] = terminatedFromUnit(state);
+      if (state && state.execMainExitTimestamp !== 0n) {
+        tracked.lastTerminated[container] = terminatedFromUnit(state);
+        this.checkOomKill(tracked, container, state);
+      }
     }
+  }
+
+  /** OOM-kill look-ups in flight: a status is built once they are settled. */
+  private readonly oomChecks = new Set<Promise<void>>();
+
+  /**
+   * On cgroup v1 systemd reports an OOM kill as a plain SIGKILL (Result=signal); the kernel's log says
+   * which it was. Only a SIGKILLed container with a memory limit is looked up, once per exit.
+   */
+  private checkOomKill(tracked: TrackedPod, container: string, state: UnitState): void {
+    if (state.result !== "signal" || state.execMainCode !== ExitKind.killed || state.execMainStatus !== SIGKILL) return;
+    const key = `${container}@${state.execMainExitTimestamp}`;
+    tracked.oomChecked ??= new Set();
+    if (tracked.oomChecked.has(key)) return;
+    tracked.oomChecked.add(key);
+    const pod = tracked.record.manifest;
+    const spec = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((candidate) => candidate.name === container);
+    if (spec === undefined || (containerCgroup(pod, spec)?.memoryMax === undefined && planPodSlice(pod).cgroup.memoryMax === undefined)) return;
+    const finished = dateFromMicros(state.execMainExitTimestamp)?.getTime();
+    if (finished === undefined) return;
+    const started = dateFromMicros(state.execMainStartTimestamp)?.getTime() ?? finished;
+    const check = unitOomKilled(state.name, started, Number(state.execMainExitTimestamp / 1000n))
+      .then((killed) => {
+        if (!killed) return;
+        tracked.oomExits ??= new Map();
+        const exits = tracked.oomExits.get(container) ?? new Set<number>();
+        exits.add(finished);
+        tracked.oomExits.set(container, exits);
+        this.emitPod(tracked);
+      })
+      .finally(() => this.oomChecks.delete(check));
+    this.oomChecks.add(check);
   }
 
   private podWithStatus(tracked: TrackedPod): V1Pod {
@@ -914,6 +957,7 @@ export class PodEngine implements PodProvider {
       imageIDs: tracked.imageIDs,
       restartsBefore: Object.fromEntries(Object.entries(tracked.record.restarts ?? {}).map(([container, counts]) => [container, counts.before])),
     });
+    if (tracked.oomExits !== undefined) markOomKilled(status, tracked.oomExits);
     if (tracked.failure !== undefined) return { ...tracked.record.manifest, status: failedPodStatus(status, tracked.failure, tracked.lastTerminated) };
     return { ...tracked.record.manifest, status };
   }
@@ -1059,4 +1103,14 @@ async function lastLogLines(directory: string, plans: UnitPlan[], lines = 10): P
 /** systemd reports its own failures to set up a process (EXIT_CHDIR … EXIT_*) as exit statuses 200-243. */
 function isSystemdSetupFailure(state: UnitState): boolean {
   return state.execMainCode === ExitKind.exited && state.execMainStatus >= 200 && state.execMainStatus <= 243;
+}
+
+/** The kubelet's OOMKilled for exits the kernel log attributes to the OOM killer (checkOomKill). */
+function markOomKilled(status: V1PodStatus, exits: Map<string, Set<number>>): void {
+  for (const container of [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])]) {
+    for (const terminated of [container.state?.terminated, container.lastState?.terminated]) {
+      const finished = terminated?.finishedAt === undefined ? undefined : new Date(terminated.finishedAt).getTime();
+      if (terminated !== undefined && finished !== undefined && exits.get(container.name)?.has(finished) === true) terminated.reason = "OOMKilled";
+    }
+  }
 }

@@ -69,6 +69,29 @@ describe.skipIf(!haveSystemd)("limits, slices and sandboxing", () => {
     await eventually("the slice to go", async () => (await show(slice, ["LoadState", "ActiveState"])).ActiveState !== "active");
   });
 
+  test.skipIf(userManager)("a container over its memory limit is OOMKilled, exit code 137", async () => {
+    const file = writePod(
+      stateDir,
+      "hog",
+      `  restartPolicy: Never
+  containers:
+    - name: main
+      image: /usr/bin/python3
+      command: ["/usr/bin/python3", "-c", "import time; x = bytearray(256 << 20); time.sleep(30)"]
+      resources:
+        limits: { memory: 32Mi }
+`,
+    );
+    expect((await vks(stateDir, ["pod", "up", "-d", ...managerFlag, file])).exitCode).toBe(0);
+    const pod = await eventually("the container to be killed", async () => {
+      const found = await podOf("hog");
+      return found?.status.containerStatuses?.[0]?.state.terminated !== undefined ? found : undefined;
+    });
+    expect(pod.status.containerStatuses?.[0]?.state.terminated).toMatchObject({ exitCode: 137, reason: "OOMKilled" });
+    expect(pod.status.phase).toBe("Failed");
+    expect((await vks(stateDir, ["pod", "down", ...managerFlag, "hog"])).exitCode).toBe(0);
+  });
+
   test("readOnlyRootFilesystem: a write to /usr fails inside the container, its volume stays writable", async () => {
     const file = writePod(
       stateDir,
