@@ -109,7 +109,7 @@ export class NodeController {
         return;
       }
       const now = new Date();
-      const observed = observedConditions(health);
+      const observed = observedConditions(health, this.settings);
       const due = force || now.getTime() - this.lastWrite >= this.options.reportIntervalMs;
       if (!due && sameConditions(node.status?.conditions, observed)) return;
       const conditions = mergeNodeConditions(node.status?.conditions, observed, now);

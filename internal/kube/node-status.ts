@@ -14,6 +14,8 @@ export interface NodeSettings {
   /** daemonEndpoints.kubeletEndpoint.port. */
   port: number;
   maxPods: number;
+  /** Whether the manager can enforce pod limits (limitsCondition), reported with the other conditions. */
+  limitsCondition?: V1NodeCondition;
   /** --system-reserved and --kube-reserved, taken off allocatable as the kubelet's node allocatable. */
   reserved?: Record<string, string>[];
   /** Whether to carry the virtual-kubelet NoSchedule taint (off with --disable-taint). */
@@ -128,8 +130,31 @@ function mebibytes(bytes: number): string {
   return `${Math.round(bytes / (1024 * 1024))}Mi`;
 }
 
+/** The condition type saying whether pods' resource limits are enforced on this node. */
+export const LIMITS_CONDITION = "vks.io/LimitsEnforced";
+
+/**
+ * Whether the manager can enforce pods' cpu, memory and pid limits: a node whose pods' limits would be
+ * only written down says so in its status, not just in each pod's events.
+ */
+export function limitsCondition(scope: "system" | "user", controllers: ReadonlySet<string>): V1NodeCondition {
+  const missing = ["cpu", "memory", "pids"].filter((controller) => !controllers.has(controller));
+  const manager = `the systemd ${scope} manager`;
+  if (missing.length === 0) return condition(LIMITS_CONDITION, "True", "CgroupControllersAvailable", `${manager} enforces cpu, memory and pids limits`);
+  const why =
+    scope === "user"
+      ? "a user manager on a cgroup v1 host has no controllers; on cgroup v2 they must be delegated to user@.service"
+      : "those hierarchies are not mounted";
+  return condition(LIMITS_CONDITION, "False", "CgroupControllersMissing", `${manager} cannot enforce ${missing.join(", ")} limits of pods (${why}): they are set on the units but not enforced`);
+}
+
 /** vks' four conditions, without times. Reasons are the kubelet's, which tools and people look for. */
-export function observedConditions(health: NodeHealth): V1NodeCondition[] {
+export function observedConditions(health: NodeHealth, settings?: Pick<NodeSettings, "limitsCondition">): V1NodeCondition[] {
+  const conditions = healthConditions(health);
+  return settings?.limitsCondition === undefined ? conditions : [...conditions, settings.limitsCondition];
+}
+
+function healthConditions(health: NodeHealth): V1NodeCondition[] {
   const ready = health.systemdHealthy
     ? condition("Ready", "True", "KubeletReady", "vks is posting ready status; systemd answers on D-Bus")
     : condition("Ready", "False", "SystemdUnavailable", "systemd does not answer on D-Bus: vks cannot start or watch pods");

@@ -32,6 +32,7 @@ import { startKubeletApi, type KubeletApi, type KubeletApiSettings } from "./kub
 import { parseNodeLabels } from "./node-labels.ts";
 import { ServiceNotifier } from "./service-notify.ts";
 import { StaticPods, isMirrorPod, isStaticPod } from "./static-pods.ts";
+import { limitsCondition } from "./node-status.ts";
 
 /** The Kubernetes version vks speaks; nodeInfo.kubeletVersion is this with vks' own version appended. */
 export const KUBERNETES_VERSION = "v1.31.0";
@@ -44,6 +45,8 @@ export interface ServeProvider extends PodProvider, NodeRuntime, KubeletRuntime 
   close(): Promise<void>;
   /** Where pod records and logs live (the node's ephemeral storage). */
   readonly stateDir: string;
+  /** The cgroup controllers the manager can enforce limits with (absent in test fakes: not reported). */
+  enforceableControllers?(): Promise<ReadonlySet<string>>;
 }
 
 export interface ServeOptions {
@@ -175,7 +178,11 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       signal,
     );
     consola.info(`kubelet API on ${options.kubelet.address}:${kubeletApi.port}`);
+    const controllers = await provider.enforceableControllers?.().catch(() => undefined);
+    const limits = controllers === undefined ? undefined : limitsCondition(options.scope, controllers);
+    if (limits?.status === "False") consola.warn(`${limits.message}`);
     const settings: NodeSettings = {
+      ...(limits === undefined ? {} : { limitsCondition: limits }),
       name: nodeName,
       internalIP: nodeIP,
       externalIP: options.externalIP,

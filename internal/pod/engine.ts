@@ -165,6 +165,11 @@ export class PodEngine implements PodProvider {
     await this.systemd.close();
   }
 
+  /** The cgroup controllers the manager can enforce pod limits with (serve reports them on the node). */
+  enforceableControllers(): Promise<ReadonlySet<string>> {
+    return this.systemd.enforceableControllers();
+  }
+
   get scope(): ManagerScope {
     return this.options.scope;
   }

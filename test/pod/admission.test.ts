@@ -97,3 +97,20 @@ describe("which controllers a manager can enforce", () => {
     expect(unenforcedLimits(pod("b", { cpu: "1" }), {}, new Set(), "user")).toBeUndefined();
   });
 });
+
+describe("the node says whether limits are enforced", () => {
+  test("a condition of its own next to the kubelet's", async () => {
+    const { limitsCondition, observedConditions } = await import("../../internal/kube/node-status.ts");
+    expect(limitsCondition("system", new Set(["cpu", "memory", "pids"]))).toEqual({
+      type: "vks.io/LimitsEnforced",
+      status: "True",
+      reason: "CgroupControllersAvailable",
+      message: "the systemd system manager enforces cpu, memory and pids limits",
+    });
+    const missing = limitsCondition("user", new Set());
+    expect(missing.status).toBe("False");
+    expect(missing.message).toContain("cannot enforce cpu, memory, pids limits of pods");
+    const conditions = observedConditions({ systemdHealthy: false, readings: { error: "x" } }, { limitsCondition: missing });
+    expect(conditions.map((condition) => condition.type)).toEqual(["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "vks.io/LimitsEnforced"]);
+  });
+});
