@@ -24,11 +24,13 @@ import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
 import { podStatus, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
-import { containerCgroup, planPodSlice, podHasLimits } from "./resources.ts";
+import { containerCgroup, nodeSliceCgroup, planPodSlice, podHasLimits, qosSliceWeights } from "./resources.ts";
+import { parseQuantity, wholeValue } from "./quantity.ts";
+import { totalmem } from "node:os";
 import { unitOomKilled } from "../host/kernel-oom.ts";
 import { dateFromMicros } from "./timestamps.ts";
 import { unenforcedLimits } from "./enforcement.ts";
-import { VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
+import { VKS_SLICE, VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
 import type { ServiceAccountToken } from "./objects.ts";
 import { VolumeSetupError, type VolumeSetupOptions, createSubPathDirectories, podHasVolumeData, podVolumeDirectory, preparePodVolumes, refreshPodVolumes, removePodVolumes } from "./volume-data.ts";
 
@@ -428,7 +430,10 @@ export class PodEngine implements PodProvider {
   private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
     const pod = tracked.record.manifest;
     // The pod's slice first: a unit naming a slice that does not exist would get an empty one from systemd.
-    if (plans.length > 0) await this.systemd.startSlice(planPodSlice(pod, this.sliceOptions()));
+    if (plans.length > 0) {
+      await this.systemd.startSlice(planPodSlice(pod, this.sliceOptions()));
+      await this.updateSharedSlices();
+    }
     this.armDeadline(tracked);
     await Promise.all(
       plans.map(async (plan) => {
@@ -570,6 +575,7 @@ export class PodEngine implements PodProvider {
       await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, tracked.record.uid));
       this.untrack(tracked);
+      await this.updateSharedSlices().catch(() => undefined);
     });
   }
 
@@ -971,6 +977,23 @@ export class PodEngine implements PodProvider {
   private allocatable(): Allocatable {
     this.options.allocatable ??= subtractReserved(hostAllocatable(this.stateDir), this.options.reserved ?? []);
     return this.options.allocatable;
+  }
+
+  /**
+   * The slices pods share, weighed as the kubelet's QoS cgroups (qosSliceWeights), and vks.slice bounded
+   * by capacity less --system/kube-reserved memory. Best effort: a failure costs fairness, not a pod.
+   */
+  private async updateSharedSlices(): Promise<void> {
+    const pods = [...this.tracked.values()].filter((tracked) => tracked.failure === undefined).map((tracked) => tracked.record.manifest);
+    const weights = qosSliceWeights(pods);
+    await this.systemd.setCgroupProperties(qosSliceName("Burstable"), { cpuWeight: weights.burstable });
+    await this.systemd.setCgroupProperties(qosSliceName("BestEffort"), { cpuWeight: weights.besteffort });
+    const reservedMemory = (this.options.reserved ?? []).reduce((sum, list) => {
+      const quantity = list.memory === undefined ? undefined : parseQuantity(list.memory);
+      return sum + (quantity === undefined ? 0n : wholeValue(quantity));
+    }, 0n);
+    const node = nodeSliceCgroup(BigInt(totalmem()), reservedMemory);
+    if (node !== undefined) await this.systemd.setCgroupProperties(VKS_SLICE, node);
   }
 
   private sliceOptions(): { podMaxPids?: number } {

@@ -241,3 +241,23 @@ export function podHasLimits(pod: V1Pod, options: SliceOptions = {}): boolean {
     containers.some((container) => limitOf(container, "cpu") !== undefined || limitOf(container, "memory") !== undefined)
   );
 }
+
+/**
+ * The QoS slices' CPU weights, as the kubelet sets its QoS cgroups' cpu.shares: BestEffort the minimum
+ * (2 shares), Burstable the sum of its pods' CPU requests; Guaranteed pods sit in vks.slice itself.
+ */
+export function qosSliceWeights(pods: readonly V1Pod[]): { burstable: bigint; besteffort: bigint } {
+  let burstable = 0n;
+  for (const pod of pods) if (podQOSClass(pod) === "Burstable") burstable += podRequests(pod).cpuMilli;
+  return { burstable: sharesToWeight(milliCPUToShares(burstable)), besteffort: sharesToWeight(MIN_SHARES) };
+}
+
+/**
+ * vks.slice as the kubelet's kubepods cgroup under enforce-node-allocatable=pods: with reservations
+ * given, pods together may use at most capacity less what is reserved.
+ */
+export function nodeSliceCgroup(memoryCapacityBytes: bigint, reservedMemoryBytes: bigint): CgroupProperties | undefined {
+  if (reservedMemoryBytes <= 0n) return undefined;
+  const left = memoryCapacityBytes - reservedMemoryBytes;
+  return { memoryMax: left > 0n ? left : 0n };
+}

@@ -10,8 +10,8 @@ import { describeSystemdExitStatus } from "./exit-status.ts";
 import { EXEC_CONTEXT_PROPERTIES, decodeExecContext, type UnitExecContext } from "./exec-context.ts";
 import { JobTracker, type FinishedJob } from "./jobs.ts";
 import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
-import { toDbusProperties, toSliceDbusProperties } from "./properties.ts";
-import { ExitKind, type ManagerScope, type SlicePlan, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
+import { cgroupProperties, toDbusProperties, toSliceDbusProperties } from "./properties.ts";
+import { ExitKind, type CgroupProperties, type ManagerScope, type SlicePlan, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
 import { enforceableControllers, parseControllerMounts, readControllersFile, readMountInfo, type LimitController } from "./controllers.ts";
 import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
 import {
@@ -380,6 +380,21 @@ export class SystemdManager {
       return;
     }
     if (job.result !== "done") throw await this.jobFailed("start", plan.unitName, job.result);
+  }
+
+  /**
+   * Sets resource properties of a loaded unit at runtime (a QoS slice systemd made for the pods' slices).
+   * A unit that is not loaded is left alone: it has no pods to weigh.
+   */
+  async setCgroupProperties(unitName: string, cgroup: CgroupProperties): Promise<void> {
+    const properties = cgroupProperties(cgroup);
+    if (properties.length === 0) return;
+    try {
+      await this.bus.call({ ...MANAGER, member: "SetUnitProperties", signature: "sba(sv)", body: [unitName, true, properties] });
+    } catch (err) {
+      if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return;
+      throw this.refused(`cannot set the resources of ${unitName}`, err);
+    }
   }
 
   /** The manager's own cgroup (Manager.ControlGroup): "" or "/" for a system manager at the root. */

@@ -64,6 +64,8 @@ describe.skipIf(!haveSystemd)("limits, slices and sandboxing", () => {
       MemoryMax: String(64 * 1024 * 1024),
       CPUQuotaPerSecUSec: "250ms",
     });
+    // The QoS slice weighs as the kubelet's burstable cgroup: the sum of its pods' CPU requests.
+    expect((await show("vks-burstable.slice", ["CPUWeight"])).CPUWeight).toBe("4");
     const down = await vks(stateDir, ["pod", "down", ...managerFlag, "limited-1"]);
     expect(down.exitCode).toBe(0);
     await eventually("the slice to go", async () => (await show(slice, ["LoadState", "ActiveState"])).ActiveState !== "active");

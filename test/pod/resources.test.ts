@@ -53,3 +53,17 @@ describe("podRequests: what admission counts", () => {
     expect(podHasLimits(pod({ containers: [{ name: "a", image: "x" }] }), { podMaxPids: 100 })).toBe(true);
   });
 });
+
+describe("the shared slices", () => {
+  test("QoS slices weigh as the kubelet's QoS cgroups: BestEffort 2 shares, Burstable the sum of its requests", async () => {
+    const { qosSliceWeights, nodeSliceCgroup } = await import("../../internal/pod/resources.ts");
+    const burstable = (cpu: string) => pod({ containers: [{ name: "a", image: "x", resources: { requests: { cpu } } }] });
+    const guaranteed = pod({ containers: [{ name: "a", image: "x", resources: { limits: { cpu: "4", memory: "1Gi" } } }] });
+    expect(qosSliceWeights([burstable("500m"), burstable("500m"), guaranteed, pod({ containers: [{ name: "a", image: "x" }] })])).toEqual({
+      burstable: sharesToWeight(1024n),
+      besteffort: 1n,
+    });
+    expect(nodeSliceCgroup(8n << 30n, 0n)).toBeUndefined();
+    expect(nodeSliceCgroup(8n << 30n, 1n << 30n)).toEqual({ memoryMax: 7n << 30n });
+  });
+});
