@@ -115,6 +115,8 @@ interface TrackedPod {
   oomExits?: Map<string, Set<number>>;
   /** Exits already looked up in the kernel log, as `container@exit µs`. */
   oomChecked?: Set<string>;
+  /** The pod's slice was made (or updated) by this process: later init steps need not again. */
+  sliceStarted?: boolean;
 }
 
 const SIGKILL = 9;
@@ -430,8 +432,9 @@ export class PodEngine implements PodProvider {
   private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
     const pod = tracked.record.manifest;
     // The pod's slice first: a unit naming a slice that does not exist would get an empty one from systemd.
-    if (plans.length > 0) {
+    if (plans.length > 0 && tracked.sliceStarted !== true) {
       await this.systemd.startSlice(planPodSlice(pod, this.sliceOptions()));
+      tracked.sliceStarted = true;
       await this.updateSharedSlices();
     }
     this.armDeadline(tracked);
@@ -711,6 +714,8 @@ export class PodEngine implements PodProvider {
     }
     await this.refreshUnits(tracked);
     if (finished) return;
+    // An adopted pod's deadline still runs from its start, across vks restarts.
+    this.armDeadline(tracked);
     if (nextInitStep(tracked.record.manifest, tracked.units).kind !== "initialized") {
       // Mid-initialization (vks restarted, or the host rebooted and took every unit): resume the sequence.
       // Without init containers that means every unit is gone: the containers ran and restart now.
