@@ -269,6 +269,7 @@ export class PodEngine implements PodProvider {
         this.options.onProgress?.(`warning: ${describePod(pod)} container ${skipped.container}: ${message}`);
       }
       plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
+      checkSandboxPrivileges(pod, plans);
     } catch (err) {
       this.untrack(tracked);
       throw err;
@@ -1145,5 +1146,33 @@ function markOomKilled(status: V1PodStatus, exits: Map<string, Set<number>>): vo
       const finished = terminated?.finishedAt === undefined ? undefined : new Date(terminated.finishedAt).getTime();
       if (terminated !== undefined && finished !== undefined && exits.get(container.name)?.has(finished) === true) terminated.reason = "OOMKilled";
     }
+  }
+}
+
+/**
+ * Sandboxing that only a privileged manager can apply: an unprivileged user manager would fail each such
+ * unit at start (226/NAMESPACE for ProtectSystem=, 218/CAPABILITIES, 216/GROUP), so the pod is refused
+ * up front, naming the field, as volumes are.
+ */
+function checkSandboxPrivileges(pod: V1Pod, plans: UnitPlan[]): void {
+  if (canMountVolumes()) return;
+  for (const plan of plans) {
+    const sandbox = plan.properties.sandbox;
+    if (sandbox === undefined) continue;
+    const field =
+      sandbox.protectSystem !== undefined
+        ? "securityContext.readOnlyRootFilesystem"
+        : sandbox.capabilityBoundingSet !== undefined || sandbox.ambientCapabilities !== undefined
+          ? "securityContext.capabilities"
+          : sandbox.appArmorProfile !== undefined
+            ? "securityContext.appArmorProfile"
+            : sandbox.supplementaryGroups !== undefined
+              ? "spec.securityContext.supplementalGroups / fsGroup"
+              : undefined;
+    if (field === undefined) continue;
+    throw new VksError(`${describePod(pod)} container ${plan.containerName}: ${field} needs vks to run as root`, {
+      exitCode: ExitCode.permission,
+      hint: "an unprivileged user manager cannot set up this sandboxing (mount namespace, capability bounding set, groups, AppArmor); run vks as root, with or without --user",
+    });
   }
 }
