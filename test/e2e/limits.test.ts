@@ -2,6 +2,8 @@
 // against the manager the sandbox gives (a user manager: it enforces no limits on these cgroup v1 hosts,
 // and vks must say so; the system manager: it does). The properties are systemd's to show either way.
 import { describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { eventually, haveSystemd, managerFlag, podNamed, testFileStateDir, vks, writePod, type ListedPod } from "./helpers.ts";
 
 const stateDir = testFileStateDir();
@@ -170,6 +172,22 @@ describe.skipIf(!haveSystemd)("limits, slices and sandboxing", () => {
     const unit = `vks.default.deadline.main.${pod?.metadata.uid}.service`;
     expect((await show(unit, ["ActiveState"])).ActiveState).not.toBe("active");
     expect((await vks(stateDir, ["pod", "down", ...managerFlag, "deadline"])).exitCode).toBe(0);
+  });
+
+  test("units gc removes the slice of a pod vks has no record of", async () => {
+    const file = writePod(stateDir, "orphan-slice", `  containers:\n    - name: main\n      image: /bin/sleep\n      command: ["/bin/sleep", "infinity"]\n`);
+    expect((await vks(stateDir, ["pod", "up", "-d", ...managerFlag, file])).exitCode).toBe(0);
+    const pod = await eventually("the pod to run", async () => {
+      const found = await podOf("orphan-slice");
+      return found?.status.phase === "Running" ? found : undefined;
+    });
+    const slice = `vks-besteffort-default_orphan\\x2dslice_${pod.metadata.uid.slice(0, 8)}.slice`;
+    expect((await show(slice, ["ActiveState"])).ActiveState).toBe("active");
+    rmSync(join(stateDir, "pods", "default", "orphan-slice.json"));
+    const gc = await vks(stateDir, ["units", "gc", ...managerFlag]);
+    expect(gc.exitCode).toBe(0);
+    expect(gc.stdout + gc.stderr).toContain(slice);
+    expect((await show(slice, ["ActiveState"])).ActiveState).not.toBe("active");
   });
 
   test("bad quantities are refused with the field path, nothing created", async () => {
