@@ -714,7 +714,8 @@ export class PodEngine implements PodProvider {
       return;
     }
     await this.refreshUnits(tracked);
-    if (finished) return;
+    // A pod the node failed (admission, deadline) keeps its units stopped even before the API says Failed.
+    if (finished || tracked.failure !== undefined) return;
     // An adopted pod's deadline still runs from its start, across vks restarts.
     this.armDeadline(tracked);
     if (nextInitStep(tracked.record.manifest, tracked.units).kind !== "initialized") {
