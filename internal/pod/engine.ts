@@ -468,10 +468,12 @@ export class PodEngine implements PodProvider {
    * What planning needs for env sources: the ConfigMaps and Secrets the pod refers to (fetched now, so a
    * pod planned again after a restart sees their current content), allocatable and the secret file place.
    */
-  private async envPlanInput(pod: V1Pod): Promise<{ envObjects: EnvObjects; allocatable: Allocatable; secretEnvDirectory: string }> {
+  private async envPlanInput(pod: V1Pod): Promise<{ envObjects: EnvObjects; allocatable: Allocatable; secretEnvDirectory: string; memoryCapacityBytes: bigint }> {
     return {
       envObjects: await fetchEnvObjects(pod, this.options.objects ?? NO_OBJECTS),
       allocatable: this.allocatable(),
+      // Not strictly env, but planned with it: Burstable containers' OOMScoreAdjust weighs their request.
+      memoryCapacityBytes: BigInt(totalmem()),
       secretEnvDirectory: podSecretEnvDirectory(this.stateDir, pod.metadata?.uid ?? ""),
     };
   }

@@ -16,7 +16,7 @@ import type { Allocatable } from "./resource-field.ts";
 import { expandReferences } from "./expand.ts";
 import { launchCommands } from "./launcher.ts";
 import { containerBinds } from "./volumes.ts";
-import { containerCgroup, planPodSlice } from "./resources.ts";
+import { containerCgroup, containerOomScoreAdjust, planPodSlice } from "./resources.ts";
 import { sandboxProperties } from "./security.ts";
 import type { RestartPolicy } from "./validate.ts";
 
@@ -48,6 +48,8 @@ export interface PlanInput {
   envObjects?: EnvObjects;
   /** The node's allocatable resources, for resourceFieldRef on a limit the container does not set. */
   allocatable?: Allocatable;
+  /** The node's memory capacity in bytes: Burstable containers' OOMScoreAdjust depends on it. */
+  memoryCapacityBytes?: bigint;
   /**
    * Where the pod's secret env files go (per pod UID, under the state dir; see env-file.ts). Needed only
    * when a container has an env value from a Secret.
@@ -366,6 +368,7 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     slice: planPodSlice(pod).unitName,
     ...(cgroup === undefined ? {} : { cgroup }),
     ...(sandbox === undefined ? {} : { sandbox }),
+    ...(input.memoryCapacityBytes === undefined ? {} : { oomScoreAdjust: containerOomScoreAdjust(pod, container, input.memoryCapacityBytes) }),
   };
   return {
     unitName,

@@ -261,3 +261,24 @@ export function nodeSliceCgroup(memoryCapacityBytes: bigint, reservedMemoryBytes
   const left = memoryCapacityBytes - reservedMemoryBytes;
   return { memoryMax: left > 0n ? left : 0n };
 }
+
+const GUARANTEED_OOM_SCORE_ADJ = -997;
+const BESTEFFORT_OOM_SCORE_ADJ = 1000;
+
+/**
+ * The kubelet's GetContainerOOMScoreAdjust: under memory pressure the kernel kills BestEffort containers
+ * first (1000), Guaranteed and node-critical ones last (-997), Burstable ones by how much of the node's
+ * memory they request (1000 - 1000 × request / capacity, within 3 … 999).
+ */
+export function containerOomScoreAdjust(pod: V1Pod, container: V1Container, memoryCapacityBytes: bigint): number {
+  if (pod.spec?.priorityClassName === "system-node-critical") return GUARANTEED_OOM_SCORE_ADJ;
+  const qos = podQOSClass(pod);
+  if (qos === "Guaranteed") return GUARANTEED_OOM_SCORE_ADJ;
+  if (qos === "BestEffort") return BESTEFFORT_OOM_SCORE_ADJ;
+  const request = requestOf(container, "memory");
+  const bytes = request === undefined ? 0n : wholeValue(request);
+  const adjust = memoryCapacityBytes > 0n ? 1000n - (1000n * bytes) / memoryCapacityBytes : 1000n;
+  if (adjust < BigInt(1000 + GUARANTEED_OOM_SCORE_ADJ)) return 1000 + GUARANTEED_OOM_SCORE_ADJ;
+  if (adjust === BigInt(BESTEFFORT_OOM_SCORE_ADJ)) return BESTEFFORT_OOM_SCORE_ADJ - 1;
+  return Number(adjust);
+}

@@ -92,6 +92,8 @@ export function toDbusProperties(properties: ServiceProperties): DbusProperty[] 
   if (properties.slice !== undefined) list.push(["Slice", new Variant("s", properties.slice)]);
   if (properties.cgroup !== undefined) list.push(...cgroupProperties(properties.cgroup));
   if (properties.sandbox !== undefined) list.push(...sandboxProperties(properties.sandbox));
+  // systemd skips this when it lacks the privilege to lower the score (an unprivileged user manager).
+  if (properties.oomScoreAdjust !== undefined) list.push(["OOMScoreAdjust", new Variant("i", properties.oomScoreAdjust)]);
   if (properties.syslogIdentifier !== undefined) list.push(["SyslogIdentifier", new Variant("s", properties.syslogIdentifier)]);
   if (properties.logExtraFields.length > 0) {
     list.push([

@@ -65,6 +65,8 @@ export interface ServiceProperties {
   cgroup?: CgroupProperties;
   /** securityContext as systemd sandboxing; absent: none. */
   sandbox?: SandboxProperties;
+  /** OOMScoreAdjust= (-1000 … 1000): who the kernel's OOM killer picks first. */
+  oomScoreAdjust?: number;
 }
 
 /**

@@ -25,6 +25,8 @@ const DEFAULT_UID = "6f1c2d3e-0000-4000-8000-000000000001";
 const HOST_IP = "192.0.2.10";
 /** A fixed node for resourceFieldRef on limits a container does not set. */
 const ALLOCATABLE = { cpu: "4", memory: "8047772Ki", "ephemeral-storage": "94311376Ki" };
+/** The node's memory capacity (8 GiB), for Burstable containers' OOMScoreAdjust. */
+const MEMORY_CAPACITY = 8n << 30n;
 
 interface CaseInput {
   logs?: PlanLogs;
@@ -100,7 +102,7 @@ function runCase(name: string): { kind: "plan" | "error"; text: string; slices?:
       // Env sources as the engine passes them (env-file.ts podSecretEnvDirectory under the system state dir).
       const env = { envObjects, allocatable: ALLOCATABLE, secretEnvDirectory: `/var/lib/vks/secret-env/${pod.metadata.uid}` };
       if (declaresResources(pod)) slices.push(planPodSlice(pod, overrides.podMaxPids === undefined ? {} : { podMaxPids: overrides.podMaxPids }));
-      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory, ...env });
+      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory, memoryCapacityBytes: MEMORY_CAPACITY, ...env });
     });
     const sliceText = slices.length === 0 ? undefined : stableJSON(slices.length === 1 ? slices[0] : slices);
     return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans), ...(sliceText === undefined ? {} : { slices: sliceText }) };

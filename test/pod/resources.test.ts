@@ -67,3 +67,20 @@ describe("the shared slices", () => {
     expect(nodeSliceCgroup(8n << 30n, 1n << 30n)).toEqual({ memoryMax: 7n << 30n });
   });
 });
+
+describe("OOMScoreAdjust by QoS, as the kubelet's GetContainerOOMScoreAdjust", () => {
+  test("Guaranteed and node-critical -997, BestEffort 1000, Burstable by its memory request within 3 … 999", async () => {
+    const { containerOomScoreAdjust } = await import("../../internal/pod/resources.ts");
+    const capacity = 8n << 30n;
+    const one = (spec: V1Pod["spec"]) => {
+      const candidate = pod(spec);
+      return containerOomScoreAdjust(candidate, candidate.spec?.containers[0] ?? { name: "" }, capacity);
+    };
+    expect(one({ containers: [{ name: "a", image: "x", resources: { limits: { cpu: "1", memory: "1Gi" } } }] })).toBe(-997);
+    expect(one({ containers: [{ name: "a", image: "x" }] })).toBe(1000);
+    expect(one({ priorityClassName: "system-node-critical", containers: [{ name: "a", image: "x" }] })).toBe(-997);
+    expect(one({ containers: [{ name: "a", image: "x", resources: { requests: { memory: "1Gi" } } }] })).toBe(875);
+    expect(one({ containers: [{ name: "a", image: "x", resources: { requests: { cpu: "1" } } }] })).toBe(999);
+    expect(one({ containers: [{ name: "a", image: "x", resources: { requests: { memory: "8Gi" }, limits: { memory: "16Gi" } } }] })).toBe(3);
+  });
+});
