@@ -28,6 +28,7 @@ import { containerCgroup, nodeSliceCgroup, planPodSlice, podHasLimits, qosSliceW
 import { parseQuantity, wholeValue } from "./quantity.ts";
 import { totalmem } from "node:os";
 import { unitOomKilled } from "../host/kernel-oom.ts";
+import { knownGroupIds } from "../host/groups.ts";
 import { dateFromMicros } from "./timestamps.ts";
 import { unenforcedLimits } from "./enforcement.ts";
 import { VKS_SLICE, VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
@@ -270,6 +271,7 @@ export class PodEngine implements PodProvider {
       }
       plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
       checkSandboxPrivileges(pod, plans);
+      this.resolveGroups(pod, plans);
     } catch (err) {
       this.untrack(tracked);
       throw err;
@@ -364,6 +366,7 @@ export class PodEngine implements PodProvider {
       ...envInput,
       volumeDirectory: podVolumeDirectory(this.stateDir, tracked.record.uid),
     });
+    this.resolveGroups(pod, tracked.plans);
     return tracked.plans;
   }
 
@@ -980,6 +983,38 @@ export class PodEngine implements PodProvider {
     if (tracked.oomExits !== undefined) markOomKilled(status, tracked.oomExits);
     if (tracked.failure !== undefined) return { ...tracked.record.manifest, status: failedPodStatus(status, tracked.failure, tracked.lastTerminated) };
     return { ...tracked.record.manifest, status };
+  }
+
+  /**
+   * systemd adds only groups the host knows (216/GROUP otherwise), where Kubernetes passes bare numbers.
+   * An unknown `supplementalGroups` entry is refused (the pod asked for that group); an unknown fsGroup is
+   * left out of the groups with a warning (its volume files are still owned by it, as before).
+   */
+  private resolveGroups(pod: V1Pod, plans: UnitPlan[]): void {
+    const context = pod.spec?.securityContext;
+    const explicit = context?.supplementalGroups ?? [];
+    const fsGroup = context?.fsGroup ?? undefined;
+    if (explicit.length === 0 && fsGroup === undefined) return;
+    const known = knownGroupIds([...explicit, ...(fsGroup === undefined ? [] : [fsGroup])]);
+    const missing = explicit.filter((gid) => !known.has(gid));
+    if (missing.length > 0) {
+      throw new VksError(`${describePod(pod)}: spec.securityContext.supplementalGroups: group ${missing.join(", ")} does not exist on this host`, {
+        exitCode: ExitCode.invalidInput,
+        hint: `systemd adds only groups the host knows; create it (groupadd -g ${missing[0]} NAME) or leave it out`,
+      });
+    }
+    if (fsGroup === undefined || known.has(fsGroup)) return;
+    for (const plan of plans) {
+      const sandbox = plan.properties.sandbox;
+      if (sandbox?.supplementaryGroups === undefined) continue;
+      const kept = sandbox.supplementaryGroups.filter((gid) => gid !== String(fsGroup) || explicit.includes(fsGroup));
+      if (kept.length > 0) sandbox.supplementaryGroups = kept;
+      else delete sandbox.supplementaryGroups;
+      if (Object.keys(sandbox).length === 0) delete plan.properties.sandbox;
+    }
+    const message = `spec.securityContext.fsGroup: group ${fsGroup} does not exist on this host, so the containers do not get it as a supplementary group (volume files are still owned by it); create it with groupadd -g ${fsGroup} NAME`;
+    this.emitEvent(pod, { type: "Warning", reason: "FSGroupUnknown", message });
+    this.options.onProgress?.(`warning: ${describePod(pod)}: ${message}`);
   }
 
   /** The node's allocatable: the host's (or the one given), less what --system/kube-reserved keep. */

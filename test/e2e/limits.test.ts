@@ -129,6 +129,51 @@ describe.skipIf(!haveSystemd)("limits, slices and sandboxing", () => {
     expect((await vks(stateDir, ["pod", "down", ...managerFlag, "read-only"])).exitCode).toBe(0);
   });
 
+  test("capabilities, groups, seccomp and no_new_privs are what the process has", async () => {
+    const checks = [
+      "grep -Eq '^CapBnd:[[:space:]]+0000000000000400$' /proc/self/status",
+      "grep -Eq '^Groups:.*[[:space:]]1([[:space:]]|$)' /proc/self/status",
+      "grep -Eq '^Seccomp:[[:space:]]+2$' /proc/self/status",
+      "grep -Eq '^NoNewPrivs:[[:space:]]+1$' /proc/self/status",
+    ].join(" && ");
+    const file = writePod(
+      stateDir,
+      "sandboxed",
+      `  restartPolicy: Never
+  securityContext:
+    # gid 1 (daemon on Debian): systemd adds only groups the host knows.
+    supplementalGroups: [1]
+    seccompProfile: { type: RuntimeDefault }
+  containers:
+    - name: main
+      image: /bin/sh
+      command: ["/bin/sh", "-c", ${JSON.stringify(checks)}]
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities: { drop: [ALL], add: [NET_BIND_SERVICE] }
+`,
+    );
+    expect((await vks(stateDir, ["pod", "up", "-d", ...managerFlag, file])).exitCode).toBe(0);
+    const pod = await eventually("the checks to finish", async () => {
+      const found = await podOf("sandboxed");
+      return found?.status.phase === "Succeeded" || found?.status.phase === "Failed" ? found : undefined;
+    });
+    expect(pod.status.containerStatuses?.[0]?.state.terminated).toMatchObject({ exitCode: 0 });
+    expect((await vks(stateDir, ["pod", "down", ...managerFlag, "sandboxed"])).exitCode).toBe(0);
+  });
+
+  test("a supplemental group the host does not know is refused, naming the field", async () => {
+    const file = writePod(
+      stateDir,
+      "unknown-group",
+      `  securityContext:\n    supplementalGroups: [4242424]\n  containers:\n    - name: main\n      image: /bin/sleep\n      command: ["/bin/sleep", "infinity"]\n`,
+    );
+    const up = await vks(stateDir, ["pod", "up", "-d", ...managerFlag, file]);
+    expect(up.exitCode).toBe(65);
+    expect(up.stdout + up.stderr).toContain("spec.securityContext.supplementalGroups: group 4242424 does not exist on this host");
+    expect(await podOf("unknown-group")).toBeUndefined();
+  });
+
   test("a pod whose requests do not fit is rejected as the kubelet's admission does", async () => {
     const file = writePod(
       stateDir,
