@@ -156,6 +156,8 @@ export function displayStatus(pod: V1Pod): string {
     if (status.state?.waiting?.reason) return status.state.waiting.reason;
   }
   const phase = pod.status?.phase ?? "Unknown";
+  // A pod the node itself failed (OutOfcpu at admission, DeadlineExceeded) shows why, as kubectl does.
+  if (phase === "Failed" && pod.status?.reason) return pod.status.reason;
   if (phase === "Succeeded" || phase === "Failed") {
     const terminated = (pod.status?.containerStatuses ?? []).map((s) => s.state?.terminated).find((t) => t && t.exitCode !== 0);
     return terminated?.reason ?? (phase === "Succeeded" ? "Completed" : "Error");

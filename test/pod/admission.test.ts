@@ -114,3 +114,11 @@ describe("the node says whether limits are enforced", () => {
     expect(conditions.map((condition) => condition.type)).toEqual(["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "vks.io/LimitsEnforced"]);
   });
 });
+
+describe("pod ls STATUS of a pod the node failed", () => {
+  test("the pod's reason, as kubectl shows OutOfcpu and DeadlineExceeded", async () => {
+    const { displayStatus } = await import("../../internal/actions/pod-query.ts");
+    expect(displayStatus({ ...pod("a", {}), status: { phase: "Failed", reason: "OutOfcpu" } })).toBe("OutOfcpu");
+    expect(displayStatus({ ...pod("a", {}), status: { phase: "Failed" } })).toBe("Error");
+  });
+});
