@@ -59,6 +59,18 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve: allocatable
     expect(events.some((event) => event["reason"] === "OutOfcpu" && at(event, "involvedObject", "name") === "greedy")).toBe(true);
   }, 30_000);
 
+  test("limits the manager cannot enforce are a Warning event on the pod; enforced ones are not", async () => {
+    await cluster.admin.create(
+      "pods",
+      pod("capped", { containers: [{ name: "main", image: "/bin/sleep", args: ["infinity"], resources: { limits: { memory: "64Mi" } } }] }),
+    );
+    await cluster.admin.waitFor("pods", "capped", "default", (p) => phaseOf(p) === "Running");
+    const events = await cluster.admin.list("events", { namespace: "default" });
+    const warned = events.some((event) => event["reason"] === "LimitsNotEnforced" && at(event, "involvedObject", "name") === "capped");
+    expect(warned).toBe(userManager);
+    await cluster.admin.delete("pods", "capped", "default");
+  }, 30_000);
+
   test("activeDeadlineSeconds: Failed with DeadlineExceeded, the container stopped", async () => {
     await cluster.admin.create("pods", pod("bounded", { activeDeadlineSeconds: 2, containers: [{ name: "main", image: "/bin/sleep", args: ["infinity"] }] }));
     const failed = await cluster.admin.waitFor("pods", "bounded", "default", (p) => phaseOf(p) === "Failed");
