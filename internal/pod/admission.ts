@@ -45,9 +45,12 @@ export function subtractReserved(allocatable: Allocatable, reserved: readonly Al
  * on it (not finished): undefined to admit, else the failure (reason OutOfcpu / OutOfmemory, the
  * kubelet's "Pod was rejected: Node didn't have enough resource: …" message).
  */
-export function admissionFailure(pod: V1Pod, allocatable: Allocatable, running: readonly V1Pod[]): PodFailure | undefined {
+export function admissionFailure(pod: V1Pod, allocatable: Allocatable, running: readonly V1Pod[] | (() => readonly V1Pod[])): PodFailure | undefined {
   const wanted = podRequests(pod);
-  const used = running.reduce(
+  // A pod asking for nothing always fits: the other pods need not even be looked at.
+  if (wanted.cpuMilli === 0n && wanted.memoryBytes === 0n) return undefined;
+  const others = typeof running === "function" ? running() : running;
+  const used = others.reduce(
     (sum, other) => {
       const requests = podRequests(other);
       return { cpuMilli: sum.cpuMilli + requests.cpuMilli, memoryBytes: sum.memoryBytes + requests.memoryBytes };

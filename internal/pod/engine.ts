@@ -242,7 +242,7 @@ export class PodEngine implements PodProvider {
     };
     const tracked = this.track(record);
     tracked.driving = true;
-    const rejection = admissionFailure(pod, this.allocatable(), this.activePods(tracked));
+    const rejection = admissionFailure(pod, this.allocatable(), () => this.activePods(tracked));
     if (rejection !== undefined) {
       // The kubelet's admission: the pod fails on the spot, nothing of it is created.
       tracked.failure = rejection;
