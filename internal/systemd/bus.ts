@@ -11,6 +11,7 @@ import { EventEmitter } from "node:events";
 import { Message, sessionBus, type MessageBus } from "dbus-next";
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
 import { ConcurrencyLimiter } from "./limiter.ts";
+import { encodeStringMethodCall, writeRaw } from "./wire.ts";
 import type { ManagerScope } from "./types.ts";
 
 
@@ -202,18 +203,23 @@ export class BusConnection {
         );
       }, timeoutMs);
       this.pending.set(serial, { call, resolve, reject, timer });
-      const message = new Message({
-        serial,
-        destination: call.destination,
-        path: call.path,
-        interface: call.interface,
-        member: call.member,
-        signature: call.signature ?? "",
-        body: call.body ?? [],
-        flags: FLAG_NO_AUTO_START,
-      });
       try {
-        this.bus.send(message);
+        // Most calls are property Gets and the like: encoded directly (wire.ts), the rest by dbus-next.
+        const bytes = encodeStringMethodCall(call, serial, FLAG_NO_AUTO_START);
+        if (bytes === undefined || !writeRaw(this.bus, bytes)) {
+          this.bus.send(
+            new Message({
+              serial,
+              destination: call.destination,
+              path: call.path,
+              interface: call.interface,
+              member: call.member,
+              signature: call.signature ?? "",
+              body: call.body ?? [],
+              flags: FLAG_NO_AUTO_START,
+            }),
+          );
+        }
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(serial);
