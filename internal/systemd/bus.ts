@@ -29,6 +29,8 @@ const BUS_DAEMON = { destination: "org.freedesktop.DBus", path: "/org/freedeskto
 export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_CALLS_IN_FLIGHT = 16;
+/** Calls that queue a job: slow to answer under load, and never allowed to take every slot (limiter.ts). */
+const JOB_METHODS = new Set(["StartTransientUnit", "StartUnit", "StopUnit", "RestartUnit"]);
 
 export interface MethodCall {
   destination: string;
@@ -186,7 +188,7 @@ export class BusConnection {
 
   /** Sends a method call and waits for its reply; at most maxCallsInFlight calls are outstanding at once. */
   call(call: MethodCall, timeoutMs: number = this.callTimeoutMs): Promise<MethodReply> {
-    return this.limiter.run(() => this.send(call, timeoutMs));
+    return this.limiter.run(() => this.send(call, timeoutMs), JOB_METHODS.has(call.member) ? "bulk" : "urgent");
   }
 
   private send(call: MethodCall, timeoutMs: number): Promise<MethodReply> {
