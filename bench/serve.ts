@@ -34,7 +34,7 @@ const PODS = positiveInt("BENCH_PODS", 100);
 const PARALLEL = positiveInt("BENCH_PARALLEL", 16);
 const KILLS = positiveInt("BENCH_KILLS", 20);
 const NODE = "bench-node";
-const VKS = resolve(import.meta.dir, "../dist/vks");
+const VKS = resolve(process.env.VKS_BIN ?? resolve(import.meta.dir, "../dist/vks"));
 const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
 
 
