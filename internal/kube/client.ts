@@ -49,52 +49,103 @@ export function podFromJson(json: unknown): V1Pod {
   return ObjectSerializer.deserialize(json, "V1Pod") as V1Pod;
 }
 
+type TlsOptions = {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  passphrase?: string;
+  rejectUnauthorized?: boolean;
+  serverName?: string;
+};
+
+const sameMaterial = (a: string | Buffer | undefined, b: string | Buffer | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && Buffer.from(a).equals(Buffer.from(b)));
+
 /**
  * Sends requests with Bun's fetch instead of client-node's node-fetch, which builds a new https.Agent
  * (and so a new TLS connection, handshake included) for every request: under a burst of status writes
  * those handshakes ran on the event loop and delayed every write by tens to hundreds of milliseconds.
  * Bun's fetch keeps connections alive and pools them. TLS settings come from the agent client-node
  * prepared for the request (the kubeconfig's CA, client certificate and key), headers (tokens) as set.
+ *
+ * Each request's deadline is a timer cleared as soon as its answer is read. (AbortSignal.timeout, used
+ * before, kept every finished request's signal, timer and whatever fetch hung on it alive for the whole
+ * 15 s: with 100 pods starting at once that was hundreds of requests' worth of memory.)
  */
 export class PooledFetchHttpLibrary implements HttpLibrary {
+  /**
+   * client-node reads the kubeconfig's files again for every request; the TLS options object is kept while
+   * the material is unchanged, so every request presents fetch the same one (and a rotated certificate is
+   * still picked up).
+   */
+  private tls: TlsOptions | undefined;
+
+  constructor(private readonly timeoutMs: number = DEFAULT_REQUEST_TIMEOUT_MS) {}
+
   send(request: RequestContext): Observable<ResponseContext> {
     const agent = request.getAgent() as https.Agent | undefined;
-    const options = agent?.options;
-    const tls =
-      options === undefined
-        ? undefined
-        : {
-            ca: options.ca as string | Buffer | undefined,
-            cert: options.cert as string | Buffer | undefined,
-            key: options.key as string | Buffer | undefined,
-            passphrase: options.passphrase,
-            rejectUnauthorized: options.rejectUnauthorized,
-            serverName: options.servername,
-          };
+    const tls = agent === undefined ? undefined : this.tlsOptions(agent.options);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException("The operation timed out.", "TimeoutError")), this.timeoutMs);
+    const callerSignal = request.getSignal();
+    const signal = callerSignal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, callerSignal]);
     const response = fetch(request.getUrl(), {
       method: request.getHttpMethod().toString(),
       headers: request.getHeaders(),
       body: request.getBody(),
-      signal: request.getSignal(),
+      signal,
       tls,
-    }).then((answer) => {
-      const headers: Record<string, string> = {};
-      answer.headers.forEach((value, name) => {
-        headers[name] = value;
-      });
-      return new ResponseContext(answer.status, headers, {
-        text: () => answer.text(),
-        binary: async () => Buffer.from(await answer.arrayBuffer()),
-      });
-    });
+    }).then(
+      (answer) => {
+        const headers: Record<string, string> = {};
+        answer.headers.forEach((value, name) => {
+          headers[name] = value;
+        });
+        const done = <T>(read: Promise<T>): Promise<T> => read.finally(() => clearTimeout(timer));
+        return new ResponseContext(answer.status, headers, {
+          text: () => done(answer.text()),
+          binary: async () => Buffer.from(await done(answer.arrayBuffer())),
+        });
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        throw err;
+      },
+    );
     return new Observable(response);
+  }
+
+  private tlsOptions(options: https.AgentOptions): TlsOptions {
+    const wanted: TlsOptions = {
+      ca: options.ca as string | Buffer | undefined,
+      cert: options.cert as string | Buffer | undefined,
+      key: options.key as string | Buffer | undefined,
+      passphrase: options.passphrase,
+      rejectUnauthorized: options.rejectUnauthorized,
+      serverName: options.servername,
+    };
+    const kept = this.tls;
+    if (
+      kept !== undefined &&
+      kept.passphrase === wanted.passphrase &&
+      kept.rejectUnauthorized === wanted.rejectUnauthorized &&
+      kept.serverName === wanted.serverName &&
+      sameMaterial(kept.ca, wanted.ca) &&
+      sameMaterial(kept.cert, wanted.cert) &&
+      sameMaterial(kept.key, wanted.key)
+    ) {
+      return kept;
+    }
+    this.tls = wanted;
+    return wanted;
   }
 }
 
 function requestOptions(timeoutMs: number, httpApi: HttpLibrary | undefined, contentType?: string): ConfigurationOptions<ObservableMiddleware> {
   const middleware: ObservableMiddleware = {
     pre: (context: RequestContext) => {
-      context.setSignal(AbortSignal.timeout(timeoutMs));
+      // The pooled library keeps its own deadline, released with the answer (see PooledFetchHttpLibrary).
+      if (httpApi === undefined) context.setSignal(AbortSignal.timeout(timeoutMs));
       // The generated patch calls default to JSON Patch; vks sends merge patches.
       if (contentType !== undefined) context.setHeaderParam("Content-Type", contentType);
       return new Observable(Promise.resolve(context));
@@ -123,7 +174,7 @@ export class KubeClient {
     this.authentication = config.makeApiClient(AuthenticationV1Api);
     this.authorization = config.makeApiClient(AuthorizationV1Api);
     // A proxy (kubeconfig proxy-url) needs client-node's own proxy agent; only direct connections are pooled.
-    const httpApi = config.getCurrentCluster()?.proxyUrl ? undefined : new PooledFetchHttpLibrary();
+    const httpApi = config.getCurrentCluster()?.proxyUrl ? undefined : new PooledFetchHttpLibrary(requestTimeoutMs);
     this.plain = requestOptions(requestTimeoutMs, httpApi);
     this.mergePatch = requestOptions(requestTimeoutMs, httpApi, PatchStrategy.MergePatch);
   }

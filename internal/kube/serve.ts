@@ -27,6 +27,7 @@ import { NodePodCache, checkNodeName, defaultNodeName, podKeyOf } from "./node-p
 import type { NodeSettings } from "./node-status.ts";
 import { PodController } from "./pod-controller.ts";
 import { PodStatusWriter } from "./pod-status-writer.ts";
+import { IdleTrim, trimBunHeap } from "./memory-trim.ts";
 import type { KubeletRuntime } from "../kubelet/runtime.ts";
 import { startKubeletApi, type KubeletApi, type KubeletApiSettings } from "./kubelet-api.ts";
 import { parseNodeLabels } from "./node-labels.ts";
@@ -81,6 +82,8 @@ export interface ServeOptions {
 const NODE_STATUS_REPORT_MS = 60_000;
 const POD_SYNC_CONCURRENCY = 16;
 const SHUTDOWN_DRAIN_MS = 10_000;
+/** After a burst of pod work, memory goes back once it has been quiet this long (memory-trim.ts). */
+const TRIM = { quietMs: 250, minIntervalMs: 5_000, minActivities: 10 };
 
 /**
  * Logs the first failure of a channel (the lease, the watch, …) and its recovery, not every retry in
@@ -262,8 +265,10 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
         else trouble.failed("pod watch", err, "running pods keep running; retrying with back-off");
       },
     });
+    const trim = new IdleTrim({ ...TRIM, trim: trimBunHeap });
     statusWriter = new PodStatusWriter(client, cache, {
       onWritten: (pod, queuedAt) => {
+        trim.activity();
         trouble.recovered("pod status", "written again");
         const reportedAt = performance.timeOrigin + queuedAt;
         consola.debug(
@@ -284,8 +289,14 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       events,
       { concurrency: POD_SYNC_CONCURRENCY, hostIP: nodeIP },
       {
-        onCreated: (pod) => consola.info(`pod ${podKeyOf(pod)} created`),
-        onDeleted: (pod) => consola.info(`pod ${podKeyOf(pod)} removed`),
+        onCreated: (pod) => {
+          trim.activity();
+          consola.info(`pod ${podKeyOf(pod)} created`);
+        },
+        onDeleted: (pod) => {
+          trim.activity();
+          consola.info(`pod ${podKeyOf(pod)} removed`);
+        },
         onSyncError: (key, err, retryInMs) => consola.warn(`pod ${key}: ${errorMessage(err)} (retrying in ${(retryInMs / 1000).toFixed(1)}s)`),
       },
     );
@@ -339,6 +350,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     await Promise.race([controller.idle(), sleep(SHUTDOWN_DRAIN_MS)]);
     statusWriter.stop();
     events.stop();
+    trim.stop();
     consola.info("stopped; pods keep running and are adopted when vks starts again");
   } finally {
     service.stopWatchdog();

@@ -11,6 +11,7 @@ import { EventEmitter } from "node:events";
 import { Message, sessionBus, type MessageBus } from "dbus-next";
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
 import { ConcurrencyLimiter } from "./limiter.ts";
+import { encodeStringMethodCall, writeRaw } from "./wire.ts";
 import type { ManagerScope } from "./types.ts";
 
 
@@ -28,6 +29,8 @@ const BUS_DAEMON = { destination: "org.freedesktop.DBus", path: "/org/freedeskto
 export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_CALLS_IN_FLIGHT = 16;
+/** Calls that queue a job: slow to answer under load, and never allowed to take every slot (limiter.ts). */
+const JOB_METHODS = new Set(["StartTransientUnit", "StartUnit", "StopUnit", "RestartUnit"]);
 
 export interface MethodCall {
   destination: string;
@@ -185,7 +188,7 @@ export class BusConnection {
 
   /** Sends a method call and waits for its reply; at most maxCallsInFlight calls are outstanding at once. */
   call(call: MethodCall, timeoutMs: number = this.callTimeoutMs): Promise<MethodReply> {
-    return this.limiter.run(() => this.send(call, timeoutMs));
+    return this.limiter.run(() => this.send(call, timeoutMs), JOB_METHODS.has(call.member) ? "bulk" : "urgent");
   }
 
   private send(call: MethodCall, timeoutMs: number): Promise<MethodReply> {
@@ -202,18 +205,23 @@ export class BusConnection {
         );
       }, timeoutMs);
       this.pending.set(serial, { call, resolve, reject, timer });
-      const message = new Message({
-        serial,
-        destination: call.destination,
-        path: call.path,
-        interface: call.interface,
-        member: call.member,
-        signature: call.signature ?? "",
-        body: call.body ?? [],
-        flags: FLAG_NO_AUTO_START,
-      });
       try {
-        this.bus.send(message);
+        // Most calls are property Gets and the like: encoded directly (wire.ts), the rest by dbus-next.
+        const bytes = encodeStringMethodCall(call, serial, FLAG_NO_AUTO_START);
+        if (bytes === undefined || !writeRaw(this.bus, bytes)) {
+          this.bus.send(
+            new Message({
+              serial,
+              destination: call.destination,
+              path: call.path,
+              interface: call.interface,
+              member: call.member,
+              signature: call.signature ?? "",
+              body: call.body ?? [],
+              flags: FLAG_NO_AUTO_START,
+            }),
+          );
+        }
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(serial);

@@ -24,6 +24,9 @@ function startServeProcess(): void {
       NODE,
       "--node-ip",
       "127.0.0.1",
+      // Any free port: another serve on the same machine (a parallel test run) may hold 10250.
+      "--kubelet-port",
+      "0",
       "--node-lease-duration-seconds",
       "4",
       "--node-status-update-frequency",

@@ -132,6 +132,67 @@ describe("ConcurrencyLimiter", () => {
   test("rejects a nonsensical limit", () => {
     expect(() => new ConcurrencyLimiter(0)).toThrow(RangeError);
   });
+
+  /** A task that runs until its gate opens, recording that it started. */
+  function gated(started: string[], name: string): { task: () => Promise<string>; open: () => void } {
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    return {
+      task: async () => {
+        started.push(name);
+        await gate;
+        return name;
+      },
+      open: () => open(),
+    };
+  }
+
+  test("bulk calls (job creation) leave reserved slots to urgent ones (status reads)", async () => {
+    const limiter = new ConcurrencyLimiter(4);
+    expect(limiter.reserved).toBe(1);
+    const started: string[] = [];
+    const bulk = Array.from({ length: 5 }, (_, i) => gated(started, `bulk${i}`));
+    const runs = bulk.map((b) => limiter.run(b.task, "bulk"));
+    await Bun.sleep(0);
+    expect(started).toEqual(["bulk0", "bulk1", "bulk2"]);
+    const urgent = gated(started, "urgent");
+    const urgentRun = limiter.run(urgent.task);
+    await Bun.sleep(0);
+    // Three bulk calls hold three slots; the reserved fourth goes to the urgent call at once.
+    expect(started).toEqual(["bulk0", "bulk1", "bulk2", "urgent"]);
+    urgent.open();
+    expect(await urgentRun).toBe("urgent");
+    for (const b of bulk) b.open();
+    expect(await Promise.all(runs)).toEqual(["bulk0", "bulk1", "bulk2", "bulk3", "bulk4"]);
+  });
+
+  test("a freed slot goes to a waiting urgent call before a waiting bulk one", async () => {
+    const limiter = new ConcurrencyLimiter(4);
+    const started: string[] = [];
+    const bulk = Array.from({ length: 4 }, (_, i) => gated(started, `bulk${i}`));
+    const bulkRuns = bulk.map((b) => limiter.run(b.task, "bulk"));
+    const urgent = Array.from({ length: 2 }, (_, i) => gated(started, `urgent${i}`));
+    const urgentRuns = urgent.map((u) => limiter.run(u.task));
+    await Bun.sleep(0);
+    // Full: bulk0-2 and urgent0 run, bulk3 and urgent1 wait (bulk3 came first).
+    expect(started).toEqual(["bulk0", "bulk1", "bulk2", "urgent0"]);
+    bulk[0]?.open();
+    await bulkRuns[0];
+    await Bun.sleep(0);
+    expect(started.at(-1)).toBe("urgent1");
+    bulk[1]?.open();
+    await bulkRuns[1];
+    await Bun.sleep(0);
+    expect(started.at(-1)).toBe("bulk3");
+    for (const gate of [...bulk, ...urgent]) gate.open();
+    await Promise.all([...bulkRuns, ...urgentRuns]);
+  });
+
+  test("with a single slot, bulk calls still run", async () => {
+    const limiter = new ConcurrencyLimiter(1);
+    expect(limiter.reserved).toBe(0);
+    expect(await limiter.run(async () => "bulk", "bulk")).toBe("bulk");
+  });
 });
 
 describe("UnitStateCache", () => {
