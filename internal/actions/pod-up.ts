@@ -42,6 +42,8 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     // A foreground pod belongs to this terminal session (Ctrl-C tears it down); -d pods outlive it, and a
     // reboot too unless --ephemeral: their records say they exist, so they run again at boot.
     restoreAtBoot: options.detach && !options.ephemeral,
+    // In the foreground pod up runs for as long as its pods do, through any systemd outage.
+    keepReconnecting: !options.detach,
   });
   try {
     const normalized = pods.map((pod, index) => engine.normalize(pod, pods.length > 1 ? `${source} (document ${index + 1})` : source));

@@ -29,6 +29,10 @@ import { toWire } from "./wire.ts";
 export interface NodeRuntime {
   systemdVersion(): Promise<string>;
   isHealthy(): Promise<boolean>;
+  /** Why systemd is unreachable while the runtime reconnects to it; undefined when it is reachable. */
+  systemdOutage?(): string | undefined;
+  /** Calls `listener` when systemd becomes unreachable or reachable again, so Ready follows at once. */
+  onSystemdAvailability?(listener: () => void): void;
 }
 
 export interface NodeControllerOptions {
@@ -139,12 +143,26 @@ export class NodeController {
   /** Keeps the status current until `signal` aborts; never throws. */
   async run(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 500, maxMs: this.options.statusIntervalMs });
+    // A change of systemd's availability is checked at once, not at the next interval; one that comes
+    // while a check is under way gets a check of its own right after.
+    let changed = false;
+    let wakeUp: (() => void) | undefined;
+    this.runtime.onSystemdAvailability?.(() => {
+      changed = true;
+      wakeUp?.();
+    });
     while (!signal.aborted) {
+      changed = false;
       try {
         await this.updateStatus();
         backoff.reset();
         this.hooks.onChecked?.();
-        await sleep(this.options.statusIntervalMs, signal);
+        if (changed) continue;
+        await new Promise<void>((resolve) => {
+          wakeUp = resolve;
+          void sleep(this.options.statusIntervalMs, signal).then(resolve);
+        });
+        wakeUp = undefined;
       } catch (err) {
         this.hooks.onError?.(err as KubeApiError);
         await sleep(backoff.next(), signal);
@@ -163,7 +181,8 @@ export class NodeController {
     } catch (err) {
       readings = { error: errorMessage(err) };
     }
-    return { systemdHealthy, readings };
+    const systemdProblem = systemdHealthy ? undefined : this.runtime.systemdOutage?.();
+    return { systemdHealthy, ...(systemdProblem === undefined ? {} : { systemdProblem }), readings };
   }
 
   private capacity(): { memoryBytes: number; ephemeralStorageBytes: number } {

@@ -113,6 +113,8 @@ export function nodeStatusFields(settings: NodeSettings, facts: HostFacts, capac
 /** The truth as observed: whether systemd answered, and the readings (or why they could not be taken). */
 export interface NodeHealth {
   systemdHealthy: boolean;
+  /** Why systemd cannot be reached, when the runtime knows (the bus was lost and vks is reconnecting). */
+  systemdProblem?: string;
   readings: HostReadings | { error: string };
 }
 
@@ -157,7 +159,14 @@ export function observedConditions(health: NodeHealth, settings?: Pick<NodeSetti
 function healthConditions(health: NodeHealth): V1NodeCondition[] {
   const ready = health.systemdHealthy
     ? condition("Ready", "True", "KubeletReady", "vks is posting ready status; systemd answers on D-Bus")
-    : condition("Ready", "False", "SystemdUnavailable", "systemd does not answer on D-Bus: vks cannot start or watch pods");
+    : condition(
+        "Ready",
+        "False",
+        "SystemdUnavailable",
+        health.systemdProblem === undefined
+          ? "systemd does not answer on D-Bus: vks cannot start or watch pods"
+          : `${health.systemdProblem}: vks cannot start or watch pods until systemd answers again (it reconnects by itself); running pods keep running`,
+      );
   if ("error" in health.readings) {
     const message = `vks cannot read host state: ${health.readings.error}`;
     return [

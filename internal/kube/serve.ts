@@ -108,6 +108,7 @@ class TroubleLog {
 
 async function openPodEngine(options: ServeOptions, hostIP: string, objects: PodObjectSource): Promise<ServeProvider> {
   const { PodEngine } = await import("../pod/engine.ts");
+  // The node stays up through any systemd outage (NotReady meanwhile) and catches up once reconnected.
   return PodEngine.open({
     scope: options.scope,
     stateDir: options.stateDir,
@@ -118,6 +119,7 @@ async function openPodEngine(options: ServeOptions, hostIP: string, objects: Pod
     origin: "serve",
     reserved: options.reserved ?? [],
     ...(options.podMaxPids ? { podMaxPids: options.podMaxPids } : {}),
+    keepReconnecting: true,
   });
 }
 

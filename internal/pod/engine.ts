@@ -14,7 +14,8 @@ import { ImageError, ImageResolver, PullBackOff, defaultPullPolicy } from "../im
 import type { PullPolicy, ResolvedImage } from "../image/types.ts";
 import { chooseLogMode, containerLogFile, podLogDirectory, type LogModeSetting } from "../logs/logs.ts";
 import { PodRecordStore, stateDirFor, type PodLogs, type PodOrigin, type PodRecord } from "../state/records.ts";
-import { SystemdManager } from "../systemd/manager.ts";
+import { isSystemdDisconnected, retryWhenConnected } from "../systemd/disconnected.ts";
+import { SystemdManager, type SystemdReconnection } from "../systemd/manager.ts";
 import type { UnitAccounting } from "../systemd/accounting.ts";
 import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../systemd/types.ts";
@@ -59,6 +60,11 @@ export interface PodEngineOptions {
   reserved?: Allocatable[];
   /** `--pod-max-pids`: TasksMax of every pod's slice. */
   podMaxPids?: number;
+  /**
+   * Wait out any systemd outage (serve, pod up in the foreground). Otherwise calls fail once systemd has
+   * been unreachable for 30 s, so a one-shot command never hangs.
+   */
+  keepReconnecting?: boolean;
 }
 
 /**
@@ -136,6 +142,8 @@ export class PodEngine implements PodProvider {
   private readonly eventListeners: ((pod: V1Pod, event: PodEvent) => void)[] = [];
   private readonly podLocks = new Map<string, Promise<unknown>>();
   private readonly pullBackOff = new PullBackOff();
+  /** Why the last health check failed, for the node's NotReady message. */
+  private healthProblem: string | undefined;
   /** The periodic volume sync; unref'd, so it never keeps a `pod up` process alive. */
   private volumeResync: ReturnType<typeof setInterval> | undefined;
 
@@ -149,7 +157,7 @@ export class PodEngine implements PodProvider {
 
   static async open(options: PodEngineOptions): Promise<PodEngine> {
     const stateDir = options.stateDir ?? stateDirFor(options.scope);
-    const systemd = await SystemdManager.connect({ scope: options.scope });
+    const systemd = await SystemdManager.connect({ scope: options.scope, ...(options.keepReconnecting ? { outageLimitMs: Infinity } : {}) });
     const records = new PodRecordStore(stateDir);
     const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {}, onProgress: options.onProgress });
     const engine = new PodEngine(systemd, records, images, stateDir, {
@@ -158,6 +166,7 @@ export class PodEngine implements PodProvider {
     });
     for (const record of await records.list()) engine.track(record);
     systemd.onUnitChanged((state) => engine.onUnitChanged(state));
+    systemd.onReconnected((reconnection) => engine.onReconnected(reconnection));
     if (options.objects !== undefined) {
       engine.volumeResync = setInterval(() => void engine.resyncVolumes(), VOLUME_RESYNC_MS);
       engine.volumeResync.unref();
@@ -184,12 +193,27 @@ export class PodEngine implements PodProvider {
   }
 
   async isHealthy(): Promise<boolean> {
+    if (!this.systemd.connected) return false;
     try {
       await this.systemd.version();
+      this.healthProblem = undefined;
       return true;
-    } catch {
+    } catch (err) {
+      // The call can fail a moment before the manager has taken note of the outage behind it.
+      this.healthProblem = errorMessage(err);
       return false;
     }
+  }
+
+  /** Why systemd cannot be reached right now (the node's NotReady message), or undefined when it can. */
+  systemdOutage(): string | undefined {
+    return this.systemd.currentOutage()?.error.message ?? this.healthProblem;
+  }
+
+  /** Calls `listener` when systemd becomes unreachable and when it is reachable again. */
+  onSystemdAvailability(listener: () => void): void {
+    this.systemd.onOutage(() => listener());
+    this.systemd.onReconnected(() => listener());
   }
 
   notifyPods(onPodChanged: (pod: V1Pod) => void): void {
@@ -333,7 +357,7 @@ export class PodEngine implements PodProvider {
       tracked.stoppedSidecars.add(container);
       this.emitEvent(pod, { type: "Normal", reason: "Killing", message: `Stopping container ${container}: the app containers finished`, container });
       const unitName = tracked.record.units.find((candidate) => candidate.container === container)?.unitName;
-      if (unitName !== undefined) await this.systemd.stopUnit(unitName);
+      if (unitName !== undefined) await this.retrying(() => this.systemd.stopUnit(unitName));
     }
   }
 
@@ -437,7 +461,7 @@ export class PodEngine implements PodProvider {
     const pod = tracked.record.manifest;
     // The pod's slice first: a unit naming a slice that does not exist would get an empty one from systemd.
     if (plans.length > 0 && tracked.sliceStarted !== true) {
-      await this.systemd.startSlice(planPodSlice(pod, this.sliceOptions()));
+      await this.retrying(() => this.systemd.startSlice(planPodSlice(pod, this.sliceOptions())));
       tracked.sliceStarted = true;
       await this.updateSharedSlices();
     }
@@ -484,13 +508,31 @@ export class PodEngine implements PodProvider {
   private async startUnit(plan: UnitPlan): Promise<void> {
     // Written before every start, so a unit started again (reboot, adoption) reads what its plan says.
     if (plan.secretEnvironment !== undefined) await writeSecretEnvFile(plan.secretEnvironment.path, plan.secretEnvironment.assignments);
-    try {
-      await this.systemd.startUnit(plan);
-    } catch (err) {
-      const state = await this.systemd.getUnitState(plan.unitName).catch(() => undefined);
-      const ran = state !== undefined && state.execMainStartTimestamp !== 0n && !isSystemdSetupFailure(state);
-      if (!ran) throw err;
+    let interrupted = false;
+    for (;;) {
+      try {
+        await this.systemd.startUnit(plan);
+        return;
+      } catch (err) {
+        if (isSystemdDisconnected(err)) {
+          // The start may or may not have reached systemd: try again once it answers.
+          interrupted = true;
+          await this.systemd.whenConnected();
+          continue;
+        }
+        // The interrupted attempt did create it; the name carries the pod's UID, so it is this pod's unit.
+        if (interrupted && err instanceof VksError && err.exitCode === ExitCode.conflict) return;
+        const state = await this.systemd.getUnitState(plan.unitName).catch(() => undefined);
+        const ran = state !== undefined && state.execMainStartTimestamp !== 0n && !isSystemdSetupFailure(state);
+        if (!ran) throw err;
+        return;
+      }
     }
+  }
+
+  /** A systemd call that must not be lost to an outage (creating, deleting, reading status): retried once reconnected. */
+  private retrying<T>(operation: () => Promise<T>): Promise<T> {
+    return retryWhenConnected(this.systemd, operation);
   }
 
   private async resolveImages(pod: V1Pod, tracked: TrackedPod): Promise<Record<string, ResolvedImage>> {
@@ -578,7 +620,7 @@ export class PodEngine implements PodProvider {
         clearTimeout(killer);
       }
       clearTimeout(tracked.deadlineTimer);
-      await this.systemd.stopUnit(planPodSlice(tracked.record.manifest).unitName);
+      await this.retrying(() => this.systemd.stopUnit(planPodSlice(tracked.record.manifest).unitName));
       await this.records.delete(namespace, name);
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
@@ -595,10 +637,11 @@ export class PodEngine implements PodProvider {
   private async removePodUnits(tracked: TrackedPod): Promise<void> {
     const sidecarNames = sidecars(tracked.record.manifest).map((container) => container.name);
     const isSidecar = (container: string) => sidecarNames.includes(container);
-    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => this.systemd.stopUnit(unit.unitName)));
+    const stop = (unitName: string) => this.retrying(() => this.systemd.stopUnit(unitName));
+    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => stop(unit.unitName)));
     for (const container of [...sidecarNames].reverse()) {
       const unit = tracked.record.units.find((candidate) => candidate.container === container);
-      if (unit !== undefined) await this.systemd.stopUnit(unit.unitName);
+      if (unit !== undefined) await stop(unit.unitName);
     }
   }
 
@@ -659,7 +702,7 @@ export class PodEngine implements PodProvider {
 
   async listPods(): Promise<V1Pod[]> {
     const pods = [...this.tracked.values()].filter((tracked) => this.manages(tracked));
-    const states = await this.systemd.listUnits([VKS_UNIT_GLOB]);
+    const states = await this.retrying(() => this.systemd.listUnits([VKS_UNIT_GLOB]));
     const stateByUnit = new Map(states.map((state) => [state.name, state]));
     for (const tracked of pods) {
       for (const unit of tracked.record.units) tracked.units[unit.container] = stateByUnit.get(unit.unitName);
@@ -866,14 +909,14 @@ export class PodEngine implements PodProvider {
   async removeOrphanUnits(dryRun: boolean): Promise<string[]> {
     const owned = new Set<string>();
     for (const tracked of this.tracked.values()) for (const unit of tracked.record.units) owned.add(unit.unitName);
-    const names = await this.systemd.listUnitNames([VKS_UNIT_GLOB]);
+    const names = await this.retrying(() => this.systemd.listUnitNames([VKS_UNIT_GLOB]));
     const orphans = names.filter((name) => parseUnitName(name) !== undefined && !owned.has(name));
-    if (!dryRun) await Promise.all(orphans.map((name) => this.systemd.stopUnit(name)));
+    if (!dryRun) await Promise.all(orphans.map((name) => this.retrying(() => this.systemd.stopUnit(name))));
     // Pod slices (their names hold a `_`; the QoS slices do not) of pods vks no longer knows.
     const slices = new Set([...this.tracked.values()].map((tracked) => planPodSlice(tracked.record.manifest).unitName));
     const qos = new Set([qosSliceName("Burstable"), qosSliceName("BestEffort")]);
-    const sliceOrphans = (await this.systemd.listSliceNames([VKS_SLICE_GLOB])).filter((name) => name.includes("_") && !slices.has(name) && !qos.has(name));
-    if (!dryRun) await Promise.all(sliceOrphans.map((name) => this.systemd.stopUnit(name)));
+    const sliceOrphans = (await this.retrying(() => this.systemd.listSliceNames([VKS_SLICE_GLOB]))).filter((name) => name.includes("_") && !slices.has(name) && !qos.has(name));
+    if (!dryRun) await Promise.all(sliceOrphans.map((name) => this.retrying(() => this.systemd.stopUnit(name))));
     return [...orphans, ...sliceOrphans];
   }
 
@@ -902,7 +945,7 @@ export class PodEngine implements PodProvider {
   }
 
   private async refreshUnits(tracked: TrackedPod): Promise<void> {
-    const states = await Promise.all(tracked.record.units.map((unit) => this.systemd.getUnitState(unit.unitName)));
+    const states = await Promise.all(tracked.record.units.map((unit) => this.retrying(() => this.systemd.getUnitState(unit.unitName))));
     tracked.record.units.forEach((unit, i) => (tracked.units[unit.container] = states[i]));
     this.rememberExits(tracked);
   }
@@ -925,6 +968,23 @@ export class PodEngine implements PodProvider {
     }
     this.emitPod(tracked);
     this.advance(tracked);
+  }
+
+  /**
+   * After an outage the manager reports every loaded vks unit again (onUnitChanged, read afresh). A unit it
+   * no longer has was collected or lost with its manager while vks was away: its container is reported
+   * gone (a terminal ContainerStatusUnknown, as the kubelet does), never left showing its last state.
+   */
+  private onReconnected(reconnection: SystemdReconnection): void {
+    for (const tracked of this.tracked.values()) {
+      let vanished = false;
+      for (const unit of tracked.record.units) {
+        if (tracked.units[unit.container] === undefined || reconnection.vksUnits.has(unit.unitName)) continue;
+        tracked.units[unit.container] = undefined;
+        vanished = true;
+      }
+      if (vanished) this.emitPod(tracked);
+    }
   }
 
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */

@@ -10,6 +10,7 @@
 import { EventEmitter } from "node:events";
 import { Message, sessionBus, type MessageBus } from "dbus-next";
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
+import { SystemdDisconnectedError } from "./disconnected.ts";
 import { ConcurrencyLimiter } from "./limiter.ts";
 import { encodeStringMethodCall, writeRaw } from "./wire.ts";
 import type { ManagerScope } from "./types.ts";
@@ -225,7 +226,8 @@ export class BusConnection {
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(serial);
-        reject(new SystemdError(`${call.member}: cannot send: ${errorMessage(err)}`, { exitCode: ExitCode.unavailable, cause: err }));
+        // dbus-next throws here once its stream has ended, before the end event reached this connection.
+        reject(new SystemdDisconnectedError(`${call.member}: cannot send: ${errorMessage(err)}`, scopeHint(this.scope), err));
       }
     });
   }
@@ -288,11 +290,11 @@ export class BusConnection {
     }
   }
 
-  private lostError(call: MethodCall): SystemdError {
-    return new SystemdError(`${call.member}: lost the connection to the ${this.scope} bus (${errorMessage(this.lostReason)})`, {
-      exitCode: ExitCode.unavailable,
-      hint: scopeHint(this.scope),
-    });
+  private lostError(call: MethodCall): SystemdDisconnectedError {
+    return new SystemdDisconnectedError(
+      `${call.member}: lost the connection to the ${this.scope} bus (${errorMessage(this.lostReason)})`,
+      scopeHint(this.scope),
+    );
   }
 
   private lose(reason: Error): void {

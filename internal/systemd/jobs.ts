@@ -23,6 +23,9 @@ export class JobTracker {
   private readonly waiters = new Map<string, Array<(job: FinishedJob) => void>>();
   private readonly rejecters = new Set<(err: Error) => void>();
   private failure: Error | undefined;
+  /** Counts failPending calls, with the last one's error: a job enqueued before one may never be announced. */
+  private interruptions = 0;
+  private interruption: Error | undefined;
 
   /** Feed every JobRemoved signal here. */
   jobRemoved(job: FinishedJob): void {
@@ -41,6 +44,7 @@ export class JobTracker {
    */
   async run(enqueue: () => Promise<string>): Promise<FinishedJob> {
     if (this.failure) throw this.failure;
+    const interruptions = this.interruptions;
     this.enqueueing++;
     let jobPath: string;
     try {
@@ -53,6 +57,8 @@ export class JobTracker {
     const early = this.finishedEarly.get(jobPath);
     if (this.enqueueing === 0) this.finishedEarly.clear();
     if (early) return early;
+    // The reply came, but the connection was lost before this wait began: its JobRemoved may be lost too.
+    if (this.interruptions !== interruptions && this.interruption) throw this.interruption;
     return this.waitFor(jobPath);
   }
 
@@ -70,15 +76,26 @@ export class JobTracker {
     });
   }
 
-  /** Fails every wait, now and later: the connection that would have brought JobRemoved is gone. */
+  /** Fails every wait, now and later: the connection that would have brought JobRemoved is gone for good. */
   failAll(reason: string): void {
     this.failure = new SystemdError(`stopped waiting for systemd jobs: ${reason}`, {
       exitCode: ExitCode.unavailable,
       hint: "the job may still complete; check with `systemctl list-jobs` and `vks units ls`",
     });
-    for (const reject of this.rejecters) reject(this.failure);
+    this.failPending(this.failure);
+  }
+
+  /**
+   * Fails the waits under way with `err` and forgets every early result: the JobRemoved signals they
+   * wait for may have been sent while vks was not connected. Later runs wait as usual.
+   */
+  failPending(err: Error): void {
+    this.interruptions++;
+    this.interruption = err;
+    const rejecters = [...this.rejecters];
     this.rejecters.clear();
     this.waiters.clear();
     this.finishedEarly.clear();
+    for (const reject of rejecters) reject(err);
   }
 }

@@ -2,8 +2,10 @@
  * SystemdManager: everything vks asks of systemd, over org.freedesktop.systemd1 on D-Bus. No other module
  * talks to systemd; they hand over UnitPlans and get UnitStates back.
  */
+import { consola } from "consola";
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
-import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusSignal, type MethodCall } from "./bus.ts";
+import { BusConnection, DbusErrorReply, DEFAULT_CONNECT_TIMEOUT_MS, type BusSignal, type MethodCall, type MethodReply } from "./bus.ts";
+import { ReconnectBackoff, SystemdDisconnectedError, isSystemdDisconnected } from "./disconnected.ts";
 import { expectArray, expectNumber, expectString, expectStringArray, expectVariantDict, expectVariantValue } from "./dbus-values.ts";
 import { ACCOUNTING_PROPERTIES, unitAccounting, type UnitAccounting } from "./accounting.ts";
 import { describeSystemdExitStatus } from "./exit-status.ts";
@@ -30,6 +32,7 @@ const MANAGER_INTERFACE = "org.freedesktop.systemd1.Manager";
 const PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties";
 const BUS_DAEMON_NAME = "org.freedesktop.DBus";
 const MANAGER = { destination: SYSTEMD_BUS_NAME, path: MANAGER_PATH, interface: MANAGER_INTERFACE };
+const BUS_DAEMON = { destination: BUS_DAEMON_NAME, path: "/org/freedesktop/DBus", interface: BUS_DAEMON_NAME };
 
 /** Only units vks creates are followed, which spares a state cache entry for every unit on the host. */
 const VKS_UNIT_PREFIX = "vks.";
@@ -47,15 +50,24 @@ const DBUS_ERROR = {
   serviceUnknown: "org.freedesktop.DBus.Error.ServiceUnknown",
   nameHasNoOwner: "org.freedesktop.DBus.Error.NameHasNoOwner",
   invalidArgs: "org.freedesktop.DBus.Error.InvalidArgs",
+  noReply: "org.freedesktop.DBus.Error.NoReply",
+  alreadySubscribed: "org.freedesktop.systemd1.AlreadySubscribed",
   accessDenied: "org.freedesktop.DBus.Error.AccessDenied",
   interactiveAuthorizationRequired: "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
 } as const;
 
 /**
- * How long systemd may be off the bus before its jobs are given up on. A daemon-reexec drops the name for
- * well under a second and keeps every job; a manager that exited never comes back.
+ * How long a manager opened without `outageLimitMs` waits for systemd to come back before its calls fail for
+ * good: long enough for a dbus-daemon restart or a daemon-reexec (well under a second each), short enough
+ * that a one-shot command does not hang on a manager that is gone.
  */
-const SYSTEMD_RETURN_GRACE_MS = 30_000;
+const DEFAULT_OUTAGE_LIMIT_MS = 30_000;
+/** Reconnect attempts: the first soon (a restarted bus is usually back within 100 ms), then at most every 5 s. */
+const RECONNECT_INITIAL_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
+/** While the bus is up without systemd on it, systemd's name is asked for again at this pace. */
+const OWNER_POLL_INITIAL_MS = 500;
+const OWNER_POLL_MAX_MS = 5_000;
 
 /**
  * Calls that create jobs get longer than the usual 25 s: giving up on one does not undo it (the unit may
@@ -72,7 +84,28 @@ export interface SystemdConnectOptions {
   callTimeoutMs?: number;
   /** Calls outstanding at once; more wait their turn. */
   maxCallsInFlight?: number;
+  /**
+   * How long to keep reconnecting after the bus or systemd went away before failing for good (default
+   * 30 s). `serve` and `pod up` in the foreground pass Infinity: they outlast any outage.
+   */
+  outageLimitMs?: number;
 }
+
+/** A stretch of time in which systemd could not be reached; calls fail with `error` meanwhile. */
+export interface SystemdOutage {
+  /** Date.now() when the connection was lost. */
+  since: number;
+  error: SystemdDisconnectedError;
+}
+
+/** What a reconnection found: how long the outage lasted and which vks units systemd has loaded now. */
+export interface SystemdReconnection {
+  outageMs: number;
+  /** Every loaded vks unit, listed once systemd was back; units not in it are gone (collected, or the manager restarted). */
+  vksUnits: ReadonlySet<string>;
+}
+
+type LinkState = "up" | "down" | "closed";
 
 function isDbusError(err: unknown, ...names: string[]): err is DbusErrorReply {
   return err instanceof DbusErrorReply && names.includes(err.errorName);
@@ -101,6 +134,12 @@ class UnitGone extends Error {
   override readonly name = "UnitGone";
 }
 
+/**
+ * The connection survives the bus and systemd going away: it reconnects with back-off (logging once per
+ * outage), subscribes again, and re-reads every vks unit, reporting each as changed, so nothing that
+ * happened meanwhile is missed. While disconnected every call fails at once with SystemdDisconnectedError;
+ * whenConnected() says when to retry.
+ */
 export class SystemdManager {
   private readonly jobs = new JobTracker();
   private readonly cache: UnitStateCache;
@@ -108,37 +147,62 @@ export class SystemdManager {
   private readonly removedListeners = new Set<(unitName: string) => void>();
   private readonly errorListeners = new Set<(err: SystemdError) => void>();
   private readonly disconnectedListeners = new Set<(reason: SystemdError) => void>();
+  private readonly outageListeners = new Set<(outage: SystemdOutage) => void>();
+  private readonly reconnectedListeners = new Set<(reconnection: SystemdReconnection) => void>();
+  private readonly connectedWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  private bus: BusConnection;
+  /** Match rules added on the current connection: dbus-daemon keeps each until the connection ends. */
+  private matches = new Set<string>();
+  /** The Subscribe of the current connection and systemd instance; undefined until asked for or after a loss. */
   private subscribed: Promise<void> | undefined;
   private watching: Promise<void> | undefined;
+  /** Unit changes were asked for: every reconnection restores them. */
+  private watchRequested = false;
   /** systemd's unique bus name: signals from anyone else are ignored. */
   private systemdOwner: string;
-  private systemdAbsentTimer: ReturnType<typeof setTimeout> | undefined;
-  private closed = false;
+  private link: LinkState = "up";
+  private outage: SystemdOutage | undefined;
+  /** Why calls fail now that the manager is closed or gave up. */
+  private finalError: SystemdError | undefined;
+  private giveUpTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The recovery loop's pause between attempts, cut short by close(). */
+  private pauseTimer: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | undefined;
+  /** The recovery loop waiting for systemd to take its name on the bus. */
+  private ownerWaiter: { resolve: (owner: string) => void; reject: (err: Error) => void } | undefined;
+  private readonly outageLimitMs: number;
 
   private constructor(
-    private readonly bus: BusConnection,
+    bus: BusConnection,
     readonly scope: ManagerScope,
     systemdOwner: string,
     readonly systemdVersion: string,
+    private readonly options: SystemdConnectOptions & { connectTimeoutMs: number },
   ) {
+    this.bus = bus;
     this.systemdOwner = systemdOwner;
+    this.outageLimitMs = options.outageLimitMs ?? DEFAULT_OUTAGE_LIMIT_MS;
     this.cache = new UnitStateCache({
       fetch: (unitName, iface, properties) => this.fetchProperties(unitName, iface, properties),
       changed: (state) => this.emit(this.changedListeners, state),
       fetchFailed: (unitName, err) => this.reportError(`cannot read the state of ${unitName}: ${errorMessage(err)}`, err),
       isGone: (err) => err instanceof UnitGone || isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit),
     });
-    bus.onSignal((signal) => this.handleSignal(signal));
-    bus.onDisconnected((reason) => this.lose(`lost the connection to the ${scope} bus: ${reason.message}`));
+    this.attach(bus);
   }
 
   static async connect(options: SystemdConnectOptions): Promise<SystemdManager> {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const bus = await BusConnection.open({ ...options, connectTimeoutMs });
     try {
-      const reply = await bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs);
+      // systemd leaving the bus (daemon-reexec) must be seen by every manager, subscribed or not.
+      const [reply] = await Promise.all([
+        bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs),
+        bus.addMatch(MATCH_SYSTEMD_OWNER),
+      ]);
       const version = expectString(expectVariantValue(reply.body[0], "Version"), "Version");
-      return new SystemdManager(bus, options.scope, reply.sender, version);
+      const manager = new SystemdManager(bus, options.scope, reply.sender, version, { ...options, connectTimeoutMs });
+      manager.matches.add(MATCH_SYSTEMD_OWNER);
+      return manager;
     } catch (err) {
       bus.close();
       const noSystemd = isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner);
@@ -159,14 +223,30 @@ export class SystemdManager {
     }
   }
 
-  /** Closes the connection; pending job waits fail. Safe to call twice. */
+  /** Closes the connection and stops reconnecting; pending job waits fail. Safe to call twice. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.systemdAbsentTimer);
-    this.jobs.failAll("the systemd connection was closed");
-    this.cache.clear();
-    this.bus.close();
+    if (this.link === "closed") return;
+    this.finish(new SystemdError("the systemd connection was closed by vks", { exitCode: ExitCode.unavailable }));
+  }
+
+  /** Whether systemd can be called now (false during an outage and once closed). */
+  get connected(): boolean {
+    return this.link === "up";
+  }
+
+  /** The outage under way, if any: since when, and why. */
+  currentOutage(): SystemdOutage | undefined {
+    return this.outage;
+  }
+
+  /**
+   * Resolves once systemd can be called again (at once when it can now); rejects when the manager was
+   * closed or gave up reconnecting. What a caller that must not lose work awaits before retrying.
+   */
+  whenConnected(): Promise<void> {
+    if (this.link === "up") return Promise.resolve();
+    if (this.link === "closed") return Promise.reject(this.closedError());
+    return new Promise<void>((resolve, reject) => this.connectedWaiters.add({ resolve, reject }));
   }
 
   /** systemd's version string, e.g. "252.38-1~deb12u1". */
@@ -190,7 +270,7 @@ export class SystemdManager {
     let job: FinishedJob;
     try {
       job = await this.jobs.run(async () => {
-        const reply = await this.bus.call(
+        const reply = await this.rpc(
           { ...MANAGER, member: "StartTransientUnit", signature: "ssa(sv)a(sa(sv))", body: [unitName, "fail", properties, []] },
           JOB_CALL_TIMEOUT_MS,
         );
@@ -213,7 +293,7 @@ export class SystemdManager {
     let job: FinishedJob;
     try {
       job = await this.jobs.run(async () => {
-        const reply = await this.bus.call(
+        const reply = await this.rpc(
           { ...MANAGER, member: "StopUnit", signature: "ss", body: [unitName, "replace"] },
           JOB_CALL_TIMEOUT_MS,
         );
@@ -226,7 +306,7 @@ export class SystemdManager {
     if (job.result !== "done") throw await this.jobFailed("stop", unitName, job.result);
     try {
       // A stopped unit that failed (or was SIGKILLed after its stop timeout) stays loaded until reset.
-      await this.bus.call({ ...MANAGER, member: "ResetFailedUnit", signature: "s", body: [unitName] });
+      await this.rpc({ ...MANAGER, member: "ResetFailedUnit", signature: "s", body: [unitName] });
     } catch (err) {
       if (!isDbusError(err, DBUS_ERROR.noSuchUnit)) throw this.refused(`cannot reset ${unitName} after stopping it`, err);
     }
@@ -239,7 +319,7 @@ export class SystemdManager {
    */
   async killUnit(unitName: string, signal: number): Promise<void> {
     try {
-      await this.bus.call({ ...MANAGER, member: "KillUnit", signature: "ssi", body: [unitName, "all", signal] });
+      await this.rpc({ ...MANAGER, member: "KillUnit", signature: "ssi", body: [unitName, "all", signal] });
     } catch (err) {
       if (isDbusError(err, DBUS_ERROR.noSuchUnit, "org.freedesktop.systemd1.NoSuchProcess")) return;
       throw this.refused(`cannot signal ${unitName}`, err);
@@ -254,11 +334,11 @@ export class SystemdManager {
     const read = async (unitName: string): Promise<UnitAccounting | undefined> => {
       try {
         // GetUnit first, as in getUnitState: a Get on an unloaded unit's path would load a stub for it.
-        const unit = await this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
+        const unit = await this.rpc({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
         const unitPath = expectString(unit.body[0], "GetUnit path");
         const values = await Promise.all(
           ACCOUNTING_PROPERTIES.map(async (property) => {
-            const reply = await this.bus.call(getProperty(unitPath, SERVICE_INTERFACE, property));
+            const reply = await this.rpc(getProperty(unitPath, SERVICE_INTERFACE, property));
             return [property, expectVariantValue(reply.body[0], `${unitName} ${property}`)] as const;
           }),
         );
@@ -279,11 +359,11 @@ export class SystemdManager {
   async getExecContext(unitName: string): Promise<UnitExecContext | undefined> {
     try {
       // GetUnit first, as in getUnitState: a Get on an unloaded unit's path would load a stub for it.
-      const unit = await this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
+      const unit = await this.rpc({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
       const unitPath = expectString(unit.body[0], "GetUnit path");
       const [managerEnvironment, ...values] = await Promise.all([
-        this.bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Environment")),
-        ...EXEC_CONTEXT_PROPERTIES.map((entry) => this.bus.call(getProperty(unitPath, entry.interface, entry.property))),
+        this.rpc(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Environment")),
+        ...EXEC_CONTEXT_PROPERTIES.map((entry) => this.rpc(getProperty(unitPath, entry.interface, entry.property))),
       ]);
       const environment = expectStringArray(expectVariantValue(managerEnvironment?.body[0], "Manager Environment"), "Manager Environment");
       return decodeExecContext(unitName, values.map((reply) => reply.body[0]), environment);
@@ -299,7 +379,7 @@ export class SystemdManager {
     try {
       // GetUnit first: reading properties of an unloaded unit's path would make systemd load a
       // "not-found" stub for it.
-      const reply = await this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
+      const reply = await this.rpc({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] });
       unitPath = expectString(reply.body[0], "GetUnit path");
     } catch (err) {
       if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return undefined;
@@ -323,7 +403,7 @@ export class SystemdManager {
   private async listServiceRows(patterns: string[], suffix = SERVICE_SUFFIX): Promise<ListedUnit[]> {
     let rows: unknown[];
     try {
-      const reply = await this.bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
+      const reply = await this.rpc({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], patterns] });
       rows = expectArray(reply.body[0], "ListUnitsByPatterns");
     } catch (err) {
       throw this.refused("cannot list units", err);
@@ -361,7 +441,7 @@ export class SystemdManager {
     let job: FinishedJob;
     try {
       job = await this.jobs.run(async () => {
-        const reply = await this.bus.call(
+        const reply = await this.rpc(
           { ...MANAGER, member: "StartTransientUnit", signature: "ssa(sv)a(sa(sv))", body: [plan.unitName, "fail", properties, []] },
           JOB_CALL_TIMEOUT_MS,
         );
@@ -371,9 +451,9 @@ export class SystemdManager {
       if (!isDbusError(err, DBUS_ERROR.unitExists)) throw this.refused(`cannot create slice ${plan.unitName}`, err);
       const settable = properties.filter(([name]) => name !== "Description");
       try {
-        if (settable.length > 0) await this.bus.call({ ...MANAGER, member: "SetUnitProperties", signature: "sba(sv)", body: [plan.unitName, true, settable] });
+        if (settable.length > 0) await this.rpc({ ...MANAGER, member: "SetUnitProperties", signature: "sba(sv)", body: [plan.unitName, true, settable] });
         // A stopped slice (its last unit went) is started again so the pod's units can join it.
-        await this.bus.call({ ...MANAGER, member: "StartUnit", signature: "ss", body: [plan.unitName, "replace"] });
+        await this.rpc({ ...MANAGER, member: "StartUnit", signature: "ss", body: [plan.unitName, "replace"] });
       } catch (setErr) {
         throw this.refused(`cannot update slice ${plan.unitName}`, setErr);
       }
@@ -390,7 +470,7 @@ export class SystemdManager {
     const properties = cgroupProperties(cgroup);
     if (properties.length === 0) return;
     try {
-      await this.bus.call({ ...MANAGER, member: "SetUnitProperties", signature: "sba(sv)", body: [unitName, true, properties] });
+      await this.rpc({ ...MANAGER, member: "SetUnitProperties", signature: "sba(sv)", body: [unitName, true, properties] });
     } catch (err) {
       if (isDbusError(err, DBUS_ERROR.noSuchUnit)) return;
       throw this.refused(`cannot set the resources of ${unitName}`, err);
@@ -427,7 +507,7 @@ export class SystemdManager {
     const summaries = await Promise.all(
       rows.map(async (row): Promise<UnitSummary | undefined> => {
         const read = async (property: string): Promise<unknown> => {
-          const reply = await this.bus.call(getProperty(row.path, SERVICE_INTERFACE, property));
+          const reply = await this.rpc(getProperty(row.path, SERVICE_INTERFACE, property));
           return expectVariantValue(reply.body[0], `${row.name} ${property}`);
         };
         try {
@@ -508,26 +588,44 @@ export class SystemdManager {
   }
 
   /**
-   * Called once when the connection to systemd is gone for good (the bus closed, or systemd left it and
-   * did not return). Every pending and later call fails; reconnecting means a new SystemdManager.
+   * Called once when the manager gives up on systemd for good: it did not come back within outageLimitMs.
+   * Every pending and later call fails.
    */
   onDisconnected(listener: (reason: SystemdError) => void): () => void {
     this.disconnectedListeners.add(listener);
     return () => this.disconnectedListeners.delete(listener);
   }
 
-  /** Resolves once unit changes are being received. Idempotent. */
+  /** Called when the bus or systemd goes away (once per outage); the manager is already reconnecting. */
+  onOutage(listener: (outage: SystemdOutage) => void): () => void {
+    this.outageListeners.add(listener);
+    return () => this.outageListeners.delete(listener);
+  }
+
+  /**
+   * Called when systemd answers again after an outage, subscriptions restored. Watched units are being
+   * re-read then: each is reported through onUnitChanged once read, changed or not.
+   */
+  onReconnected(listener: (reconnection: SystemdReconnection) => void): () => void {
+    this.reconnectedListeners.add(listener);
+    return () => this.reconnectedListeners.delete(listener);
+  }
+
+  /** Resolves once unit changes are being received (after an outage, once reconnected). Idempotent. */
   startWatching(): Promise<void> {
+    this.watchRequested = true;
+    if (this.link === "down") return this.whenConnected().then(() => this.startWatching());
     if (!this.watching) {
-      this.watching = Promise.all([this.ensureSubscribed(), this.bus.addMatch(MATCH_UNIT_PROPERTIES)]).then(
+      const watching = Promise.all([this.ensureSubscribed(), this.addMatchOnce(this.bus, MATCH_UNIT_PROPERTIES)]).then(
         () => undefined,
         (err: unknown) => {
-          this.watching = undefined;
+          if (this.watching === watching) this.watching = undefined;
           const failure = this.refused("cannot watch unit changes", err);
           this.reportError(failure.message, err);
           throw failure;
         },
       );
+      this.watching = watching;
     }
     return this.watching;
   }
@@ -539,25 +637,55 @@ export class SystemdManager {
 
   /** Manager signals (JobRemoved, UnitRemoved) only flow once subscribed and matched. */
   private ensureSubscribed(): Promise<void> {
+    if (this.link !== "up") return Promise.reject(this.unavailableError());
     if (!this.subscribed) {
-      this.subscribed = Promise.all([
-        this.bus.addMatch(MATCH_MANAGER_SIGNALS),
-        this.bus.addMatch(MATCH_SYSTEMD_OWNER),
-        this.bus.call({ ...MANAGER, member: "Subscribe" }),
-      ]).then(
-        () => undefined,
-        (err: unknown) => {
-          this.subscribed = undefined;
-          throw this.refused("cannot subscribe to systemd's signals", err);
-        },
-      );
+      const subscribed = this.subscribeOn(this.bus).catch((err: unknown) => {
+        if (this.subscribed === subscribed) this.subscribed = undefined;
+        throw this.refused("cannot subscribe to systemd's signals", err);
+      });
+      this.subscribed = subscribed;
     }
     return this.subscribed;
   }
 
+  private async subscribeOn(bus: BusConnection): Promise<void> {
+    await Promise.all([
+      this.addMatchOnce(bus, MATCH_MANAGER_SIGNALS),
+      this.addMatchOnce(bus, MATCH_SYSTEMD_OWNER),
+      // A re-executed systemd restores its subscribers itself, and then says so.
+      bus.call({ ...MANAGER, member: "Subscribe" }).catch((err: unknown) => {
+        if (!isDbusError(err, DBUS_ERROR.alreadySubscribed)) throw err;
+      }),
+    ]);
+  }
+
+  private async addMatchOnce(bus: BusConnection, rule: string): Promise<void> {
+    if (bus === this.bus && this.matches.has(rule)) return;
+    await bus.addMatch(rule);
+    if (bus === this.bus) this.matches.add(rule);
+  }
+
+  /**
+   * Every call to systemd goes through here: it fails at once while systemd is unreachable, and a reply
+   * saying systemd is not on the bus (or left without answering) is the same retriable failure.
+   */
+  private async rpc(call: MethodCall, timeoutMs?: number): Promise<MethodReply> {
+    if (this.link !== "up") throw this.unavailableError();
+    try {
+      return await this.bus.call(call, timeoutMs);
+    } catch (err) {
+      if (call.destination === SYSTEMD_BUS_NAME && isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner, DBUS_ERROR.noReply)) {
+        // NoReply: systemd left the bus with the call unanswered; the owner change follows on its own.
+        if (!isDbusError(err, DBUS_ERROR.noReply)) this.beginOutage(`systemd is not on the ${this.scope} bus`);
+        throw new SystemdDisconnectedError(`${call.member}: systemd did not answer (${err.text || err.errorName})`, this.reconnectHint(), err);
+      }
+      throw err;
+    }
+  }
+
   private async call(call: MethodCall, doing: string): Promise<{ body: unknown[] }> {
     try {
-      return await this.bus.call(call);
+      return await this.rpc(call);
     } catch (err) {
       throw this.refused(`cannot ${doing}`, err);
     }
@@ -567,7 +695,7 @@ export class SystemdManager {
   private async readFields(state: PartialUnitState, unitPath: string, sources: typeof FIELD_SOURCES): Promise<void> {
     const values = await Promise.all(
       sources.map(async (source) => {
-        const reply = await this.bus.call(getProperty(unitPath, source.interface, source.property));
+        const reply = await this.rpc(getProperty(unitPath, source.interface, source.property));
         return expectVariantValue(reply.body[0], `${state.name} ${source.property}`);
       }),
     );
@@ -581,7 +709,7 @@ export class SystemdManager {
     const wanted = iface === UNIT_INTERFACE && !properties.includes("LoadState") ? [...properties, "LoadState"] : properties;
     return Promise.all(
       wanted.map(async (property): Promise<FetchedProperties> => {
-        const reply = await this.bus.call(getProperty(path, iface, property));
+        const reply = await this.rpc(getProperty(path, iface, property));
         const value = expectVariantValue(reply.body[0], `${unitName} ${property}`);
         if (property === "LoadState" && value === "not-found") throw new UnitGone(unitName);
         return { values: new Map([[property, value]]), sequence: reply.sequence };
@@ -631,11 +759,11 @@ export class SystemdManager {
    * unit tells a real removal from a reload.
    */
   private confirmRemoved(unitName: string): void {
-    this.bus.call({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] }).then(
+    this.rpc({ ...MANAGER, member: "GetUnit", signature: "s", body: [unitName] }).then(
       () => undefined,
       (err: unknown) => {
         if (!isDbusError(err, DBUS_ERROR.noSuchUnit)) {
-          if (!this.closed) this.reportError(`cannot confirm the removal of ${unitName}: ${errorMessage(err)}`, err);
+          this.reportError(`cannot confirm the removal of ${unitName}: ${errorMessage(err)}`, err);
           return;
         }
         this.cache.forget(unitName);
@@ -644,38 +772,201 @@ export class SystemdManager {
     );
   }
 
+  /**
+   * systemd leaves the bus while it re-executes (and when it exits); it comes back under a new unique
+   * name. Signals it sent in between went nowhere, so its return is handled like a reconnection.
+   */
   private handleOwnerChange(signal: BusSignal): void {
     if (signal.sender !== BUS_DAEMON_NAME) return;
     const [name, , newOwner] = expectStringArray(signal.body, "NameOwnerChanged");
     if (name !== SYSTEMD_BUS_NAME || newOwner === undefined) return;
-    if (newOwner === "") {
-      if (this.systemdAbsentTimer) return;
-      this.systemdAbsentTimer = setTimeout(
-        () => this.lose(`systemd left the ${this.scope} bus and did not return within ${SYSTEMD_RETURN_GRACE_MS / 1000} s`),
-        SYSTEMD_RETURN_GRACE_MS,
-      );
-      // Waiting for systemd to return must not by itself keep a finished CLI command alive.
-      this.systemdAbsentTimer.unref();
-      return;
+    if (newOwner !== "") this.ownerWaiter?.resolve(newOwner);
+    if (this.link === "up" && newOwner !== this.systemdOwner) {
+      this.beginOutage(newOwner === "" ? `systemd left the ${this.scope} bus` : `systemd came back on the ${this.scope} bus under a new name`);
     }
-    // Back after a daemon-reexec: systemd restores its subscribers and jobs itself; only its name changed.
-    clearTimeout(this.systemdAbsentTimer);
-    this.systemdAbsentTimer = undefined;
-    this.systemdOwner = newOwner;
   }
 
-  private lose(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.systemdAbsentTimer);
-    this.jobs.failAll(reason);
+  private attach(bus: BusConnection): void {
+    this.bus = bus;
+    this.matches = new Set();
+    // Events of a connection already replaced are stale and ignored.
+    bus.onSignal((signal) => {
+      if (this.bus === bus) this.handleSignal(signal);
+    });
+    bus.onDisconnected((reason) => {
+      if (this.bus !== bus) return;
+      this.ownerWaiter?.reject(reason);
+      this.beginOutage(`lost the connection to the ${this.scope} bus (${reason.message})`);
+    });
+  }
+
+  /** Starts an outage (once; later losses during it are the recovery loop's business). */
+  private beginOutage(reason: string): void {
+    if (this.link !== "up") return;
+    this.link = "down";
+    const error = new SystemdDisconnectedError(`systemd is unreachable: ${reason}`, this.reconnectHint());
+    this.outage = { since: Date.now(), error };
+    this.subscribed = undefined;
+    this.watching = undefined;
+    // JobRemoved and PropertiesChanged sent from now on may never arrive: waits fail, and the cache is
+    // rebuilt from fresh reads once systemd is back.
+    this.jobs.failPending(error);
+    this.cache.clear();
+    const patience = Number.isFinite(this.outageLimitMs) ? `for up to ${Math.round(this.outageLimitMs / 1000)} s` : "with back-off";
+    consola.warn(`systemd: ${reason}; reconnecting ${patience} (running units are not affected)`);
+    if (Number.isFinite(this.outageLimitMs)) {
+      this.giveUpTimer = setTimeout(() => this.giveUp(reason), this.outageLimitMs);
+    }
+    this.emit(this.outageListeners, this.outage);
+    void this.recover();
+  }
+
+  /**
+   * Reconnects (bus first, if it went), waits for systemd to be on the bus, subscribes again and lists the
+   * vks units, then reports them all for re-reading. Any failure on the way is retried with back-off.
+   */
+  private async recover(): Promise<void> {
+    const backoff = new ReconnectBackoff(RECONNECT_INITIAL_MS, RECONNECT_MAX_MS);
+    while (this.link === "down") {
+      try {
+        if (!this.bus.isConnected) {
+          await this.pause(backoff.next());
+          if (this.link !== "down") return;
+          const bus = await BusConnection.open({ ...this.options, scope: this.scope });
+          if (this.link !== "down") {
+            bus.close();
+            return;
+          }
+          this.attach(bus);
+          await this.addMatchOnce(bus, MATCH_SYSTEMD_OWNER);
+        }
+        const bus = this.bus;
+        const owner = await this.waitForOwner(bus);
+        if (this.link !== "down" || this.bus !== bus) continue;
+        this.systemdOwner = owner;
+        await this.subscribeOn(bus);
+        if (this.watchRequested) await this.addMatchOnce(bus, MATCH_UNIT_PROPERTIES);
+        const listed = await this.listVksUnitNamesOn(bus);
+        if (this.link !== "down" || this.bus !== bus || !bus.isConnected) continue;
+        this.restore(listed);
+        return;
+      } catch {
+        if (this.link !== "down") return;
+        // Failed on a live connection (systemd left again half-way, a refused call): do not spin.
+        if (this.bus.isConnected) await this.pause(backoff.next());
+      }
+    }
+  }
+
+  /**
+   * systemd's unique name on `bus`, now or as soon as it takes its well-known name. The NameOwnerChanged
+   * match is in place before asking, so a return after the answer is seen; asking again now and then
+   * covers a signal dbus-daemon dropped (it drops messages for a client whose queue is full).
+   */
+  private waitForOwner(bus: BusConnection): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const pace = new ReconnectBackoff(OWNER_POLL_INITIAL_MS, OWNER_POLL_MAX_MS);
+      let poll: ReturnType<typeof setTimeout> | undefined;
+      const settle = (owner?: string, err?: Error): void => {
+        if (this.ownerWaiter !== waiter) return;
+        this.ownerWaiter = undefined;
+        clearTimeout(poll);
+        if (owner !== undefined) resolve(owner);
+        else reject(err ?? new Error("no systemd owner"));
+      };
+      const waiter = { resolve: (owner: string) => settle(owner), reject: (err: Error) => settle(undefined, err) };
+      this.ownerWaiter = waiter;
+      const ask = (): void => {
+        bus.call({ ...BUS_DAEMON, member: "GetNameOwner", signature: "s", body: [SYSTEMD_BUS_NAME] }).then(
+          (reply) => waiter.resolve(expectString(reply.body[0], "GetNameOwner")),
+          (err: unknown) => {
+            if (!isDbusError(err, DBUS_ERROR.nameHasNoOwner)) waiter.reject(err instanceof Error ? err : new Error(String(err)));
+            else if (this.ownerWaiter === waiter) poll = setTimeout(ask, pace.next());
+          },
+        );
+      };
+      ask();
+    });
+  }
+
+  private async listVksUnitNamesOn(bus: BusConnection): Promise<string[]> {
+    const reply = await bus.call({ ...MANAGER, member: "ListUnitsByPatterns", signature: "asas", body: [[], [`${VKS_UNIT_PREFIX}*${SERVICE_SUFFIX}`]] });
+    return expectArray(reply.body[0], "ListUnitsByPatterns")
+      .map((row, index) => expectArray(row, `ListUnitsByPatterns[${index}]`))
+      .filter((row) => row[2] !== "not-found")
+      .map((row) => expectString(row[0], "unit name"))
+      .filter(isVksService);
+  }
+
+  private restore(vksUnits: string[]): void {
+    const outageMs = Date.now() - (this.outage?.since ?? Date.now());
+    this.link = "up";
+    this.outage = undefined;
+    clearTimeout(this.giveUpTimer);
+    this.subscribed = Promise.resolve();
+    if (this.watchRequested) this.watching = Promise.resolve();
+    const reread = this.watchRequested ? `; re-reading ${vksUnits.length} vks unit(s)` : "";
+    consola.info(`systemd: connected again after ${(outageMs / 1000).toFixed(1)} s${reread}`);
+    if (this.watchRequested) for (const unitName of vksUnits) this.cache.refresh(unitName);
+    this.emit(this.reconnectedListeners, { outageMs, vksUnits: new Set(vksUnits) });
+    const waiters = [...this.connectedWaiters];
+    this.connectedWaiters.clear();
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  private giveUp(reason: string): void {
+    if (this.link !== "down") return;
+    const failure = new SystemdError(`systemd is unreachable: ${reason}; it did not come back within ${Math.round(this.outageLimitMs / 1000)} s`, {
+      exitCode: ExitCode.unavailable,
+      hint: this.reconnectHint(),
+    });
+    this.finish(failure);
+    this.emit(this.disconnectedListeners, failure);
+  }
+
+  /** Ends the manager for good: closed by vks, or given up on. */
+  private finish(failure: SystemdError): void {
+    this.link = "closed";
+    this.finalError = failure;
+    this.outage = undefined;
+    clearTimeout(this.giveUpTimer);
+    if (this.pauseTimer) {
+      clearTimeout(this.pauseTimer.timer);
+      this.pauseTimer.resolve();
+      this.pauseTimer = undefined;
+    }
+    this.ownerWaiter?.reject(failure);
+    this.jobs.failAll(failure.message);
     this.cache.clear();
     this.bus.close();
-    const failure = new SystemdError(reason, {
-      exitCode: ExitCode.unavailable,
-      hint: "vks must reconnect: restart it once systemd and the bus are back",
+    const waiters = [...this.connectedWaiters];
+    this.connectedWaiters.clear();
+    for (const waiter of waiters) waiter.reject(failure);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pauseTimer = undefined;
+        resolve();
+      }, ms);
+      this.pauseTimer = { timer, resolve };
     });
-    this.emit(this.disconnectedListeners, failure);
+  }
+
+  private unavailableError(): SystemdError {
+    if (this.link === "closed") return this.closedError();
+    return this.outage?.error ?? new SystemdDisconnectedError(`systemd is unreachable on the ${this.scope} bus`, this.reconnectHint());
+  }
+
+  private closedError(): SystemdError {
+    return this.finalError ?? new SystemdError("the systemd connection was closed by vks", { exitCode: ExitCode.unavailable });
+  }
+
+  private reconnectHint(): string {
+    return this.scope === "user"
+      ? `vks reconnects by itself; check the user bus and manager: ${this.systemctl("status dbus.socket")}`
+      : "vks reconnects by itself; check the bus and systemd: systemctl status dbus.socket dbus.service";
   }
 
   private emit<T>(listeners: ReadonlySet<(value: T) => void>, value: T): void {
@@ -690,8 +981,9 @@ export class SystemdManager {
   }
 
   private reportError(message: string, cause: unknown): void {
-    // Work still in flight when vks itself closed the connection failing is expected, not news.
-    if (this.closed) return;
+    // Work in flight failing while systemd is unreachable (or after vks closed the connection) is
+    // expected, not news: the outage itself was reported once.
+    if (this.link !== "up" || isSystemdDisconnected(cause)) return;
     const err = cause instanceof SystemdError && cause.message === message ? cause : new SystemdError(message, { cause });
     if (this.errorListeners.size === 0) {
       console.warn(`vks: systemd: ${message}`);
@@ -730,6 +1022,7 @@ export class SystemdManager {
         cause: err,
       });
     }
+    if (isSystemdDisconnected(err)) return new SystemdDisconnectedError(`${doing}: ${err.message}`, err.hint, err);
     if (err instanceof SystemdError && !(err instanceof DbusErrorReply)) {
       return new SystemdError(`${doing}: ${err.message}`, { exitCode: err.exitCode, hint: err.hint, cause: err });
     }

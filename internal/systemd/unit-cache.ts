@@ -120,6 +120,17 @@ export class UnitStateCache {
     for (const source of FIELD_SOURCES) fillField(entry.state, known, source.field);
   }
 
+  /**
+   * Reads the unit's whole state afresh and reports it once complete, whatever was reported before: after
+   * a reconnection nothing systemd said while vks was away can be assumed to have arrived. Signals that
+   * arrive during the reads win over them as usual.
+   */
+  refresh(unitName: string): void {
+    const entry = this.newEntry(unitName);
+    this.entries.set(unitName, entry);
+    this.scheduleSettle(unitName, entry);
+  }
+
   /** The unit is gone from systemd: forget it. Returns whether it was known. */
   forget(unitName: string): boolean {
     return this.entries.delete(unitName);
@@ -132,10 +143,14 @@ export class UnitStateCache {
   private entryFor(unitName: string): CacheEntry {
     let entry = this.entries.get(unitName);
     if (!entry) {
-      entry = { state: { name: unitName }, fetching: new Map(), lastReported: undefined, settleScheduled: false, serviceRechecked: false };
+      entry = this.newEntry(unitName);
       this.entries.set(unitName, entry);
     }
     return entry;
+  }
+
+  private newEntry(unitName: string): CacheEntry {
+    return { state: { name: unitName }, fetching: new Map(), lastReported: undefined, settleScheduled: false, serviceRechecked: false };
   }
 
   /**

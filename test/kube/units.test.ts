@@ -60,6 +60,14 @@ describe("node conditions", () => {
     expect(statusOf(conditions, "MemoryPressure")?.status).toBe("Unknown");
   });
 
+  test("while vks reconnects to a lost bus, Ready False says why", () => {
+    const problem = "systemd is unreachable: lost the connection to the user bus (the bus closed the connection)";
+    const conditions = observedConditions({ systemdHealthy: false, systemdProblem: problem, readings: readings() });
+    expect(statusOf(conditions, "Ready")).toMatchObject({ status: "False", reason: "SystemdUnavailable" });
+    expect(statusOf(conditions, "Ready")?.message).toStartWith(`${problem}: `);
+    expect(statusOf(conditions, "Ready")?.message).toContain("running pods keep running");
+  });
+
   test("merging keeps transition times of unchanged conditions and others' conditions", () => {
     const then = new Date("2024-01-01T00:00:00Z");
     const now = new Date("2024-01-01T00:10:00Z");

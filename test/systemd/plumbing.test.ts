@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { Variant } from "dbus-next";
 import { SystemdError } from "../../internal/errors.ts";
 import { expectVariantDict } from "../../internal/systemd/dbus-values.ts";
+import { ReconnectBackoff, SystemdDisconnectedError } from "../../internal/systemd/disconnected.ts";
 import { JobTracker } from "../../internal/systemd/jobs.ts";
 import { ConcurrencyLimiter } from "../../internal/systemd/limiter.ts";
 import {
@@ -92,6 +93,29 @@ describe("JobTracker", () => {
     await expect(jobs.run(async () => job(6).jobPath)).rejects.toThrow(/bus gone/);
   });
 
+  test("failPending rejects the waits under way only; later runs wait as usual", async () => {
+    const jobs = new JobTracker();
+    const waiting = jobs.run(async () => job(11).jobPath);
+    await Bun.sleep(0);
+    const lost = new SystemdDisconnectedError("bus lost");
+    jobs.failPending(lost);
+    await expect(waiting).rejects.toBe(lost);
+    const later = jobs.run(async () => job(12).jobPath);
+    await Bun.sleep(0);
+    jobs.jobRemoved(job(12));
+    expect(await later).toEqual(job(12));
+  });
+
+  test("a job whose reply arrives after the connection was lost is not waited for (its JobRemoved may be lost)", async () => {
+    const jobs = new JobTracker();
+    const lost = new SystemdDisconnectedError("bus lost");
+    const waiting = jobs.run(async () => {
+      jobs.failPending(lost);
+      return job(13).jobPath;
+    });
+    await expect(waiting).rejects.toBe(lost);
+  });
+
   test("a failing enqueue call rejects without leaving anything behind", async () => {
     const jobs = new JobTracker();
     await expect(jobs.run(() => Promise.reject(new Error("refused")))).rejects.toThrow("refused");
@@ -100,6 +124,15 @@ describe("JobTracker", () => {
       return job(10).jobPath;
     });
     expect(finished.result).toBe("done");
+  });
+});
+
+describe("ReconnectBackoff", () => {
+  test("doubles from the first delay up to the cap, each delay jittered down by at most half", () => {
+    const lowest = new ReconnectBackoff(100, 5000, () => 0);
+    expect(Array.from({ length: 8 }, () => lowest.next())).toEqual([50, 100, 200, 400, 800, 1600, 2500, 2500]);
+    const highest = new ReconnectBackoff(100, 5000, () => 0.999999);
+    expect(Array.from({ length: 8 }, () => highest.next())).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000]);
   });
 });
 
@@ -383,6 +416,37 @@ describe("UnitStateCache", () => {
     await settle();
     expect(failures).toHaveLength(1);
     expect(reported).toEqual([]);
+  });
+
+  test("refresh reads the whole state again and reports it even if unchanged; a signal during the reads wins", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    const allUnit = { Description: "d", LoadState: "loaded", ActiveState: "active", SubState: "running", ActiveEnterTimestamp: 10n, InactiveEnterTimestamp: 0n, StateChangeTimestamp: 10n };
+    const allService = { MainPID: 42, Result: "success", NRestarts: 0, ExecMainStartTimestamp: 9n, ExecMainExitTimestamp: 0n, ExecMainCode: 0, ExecMainStatus: 0 };
+    const answer = (from: number, sequence: number, service: Record<string, unknown> = allService) => {
+      for (const fetch of fetches.slice(from)) fetch.resolve(describeFetch(fetch.iface === UNIT_INTERFACE ? allUnit : service, sequence));
+    };
+    cache.refresh(NAME);
+    await settle();
+    expect(new Set(fetches.map((f) => f.iface))).toEqual(new Set<StateInterface>([SERVICE_INTERFACE, UNIT_INTERFACE]));
+    answer(0, 1);
+    await settle();
+    expect(reported).toHaveLength(1);
+
+    // The same state read again is reported again: the caller asked because it may have missed changes.
+    cache.refresh(NAME);
+    await settle();
+    answer(2, 2);
+    await settle();
+    expect(reported).toHaveLength(2);
+    expect(reported[1]).toEqual(reported[0] as UnitState);
+
+    // The process exits while the reads are under way: the signal (received at 4) beats the replies (at 3).
+    cache.refresh(NAME);
+    await settle();
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal({ MainPID: 0, ExecMainCode: 1, ExecMainStatus: 7, ExecMainExitTimestamp: 20n, Result: "exit-code" }), [], 4);
+    answer(4, 3);
+    await settle();
+    expect(reported.at(-1)).toMatchObject({ mainPID: 0, execMainStatus: 7, result: "exit-code" });
   });
 
   test("a malformed value is reported as a fetch failure, not thrown into the event loop", async () => {
