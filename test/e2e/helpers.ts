@@ -5,9 +5,22 @@ import { join, resolve } from "node:path";
 
 export const VKS_BINARY = resolve(import.meta.dir, "../../dist/vks");
 
-/** End-to-end tests need a systemd manager: the sandbox's user manager, or a real one as PID 1. */
-export const haveSystemd = Boolean(process.env.DBUS_SESSION_BUS_ADDRESS) || (await Bun.file("/proc/1/comm").text()).trim() === "systemd";
-export const managerFlag = process.env.VKS_SANDBOX === "1" || (await Bun.file("/proc/1/comm").text()).trim() !== "systemd" ? ["--user"] : [];
+const pid1IsSystemd = (await Bun.file("/proc/1/comm").text()).trim() === "systemd";
+
+/**
+ * Which sandbox the tests run in: "user" in test/sandbox.sh (a private systemd --user, VKS_SANDBOX=1),
+ * "system" in test/sandbox.sh --system (a private system manager as PID 1, VKS_SANDBOX=system), none on
+ * a host whose PID 1 is systemd.
+ */
+export const sandboxMode: "user" | "system" | undefined =
+  process.env.VKS_SANDBOX === "system" ? "system" : process.env.VKS_SANDBOX === "1" ? "user" : undefined;
+
+/** End-to-end tests need a systemd manager: the sandbox's, or a real one as PID 1. */
+export const haveSystemd = Boolean(process.env.DBUS_SESSION_BUS_ADDRESS) || pid1IsSystemd;
+/** vks' manager flag for the mode: --user next to the user sandbox's manager, none (vks' default, the system manager) otherwise. */
+export const managerFlag = sandboxMode === "user" || (sandboxMode === undefined && !pid1IsSystemd) ? ["--user"] : [];
+/** The scope managerFlag selects, for tests that open the engine in-process. */
+export const managerScope: "user" | "system" = managerFlag.length > 0 ? "user" : "system";
 
 export interface VksRun {
   exitCode: number;

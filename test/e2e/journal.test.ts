@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { eventually, haveSystemd, managerFlag, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
+import { eventually, haveSystemd, managerFlag, managerScope, newStateDir, podNamed, vks, writeManifest } from "./helpers.ts";
 import { ensureJournald, journalAvailable, type SandboxJournald } from "./journald.ts";
 
 setDefaultTimeout(120_000);
@@ -13,6 +13,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await vks(stateDir, ["pod", "down", "--ignore-not-found", "journaled", ...managerFlag]);
+  await vks(stateDir, ["pod", "down", "--ignore-not-found", "fielded", ...managerFlag]);
   await journald?.stop();
   rmSync(stateDir, { recursive: true, force: true });
 });
@@ -43,5 +44,25 @@ describe.skipIf(!haveSystemd || !journalAvailable)("logs through journald", () =
       return run.stdout !== "" ? run.stdout : undefined;
     });
     expect(logsB).toBe("from b\n");
+  });
+
+  // journald learns a unit's LogExtraFields= from the system manager only (a user manager's never reach
+  // it), so this holds for vks' default, the system manager (test/sandbox.sh --system, or a real host).
+  test.skipIf(managerScope !== "system")("the system manager's journal tags every line with its pod and container (LogExtraFields)", async () => {
+    const file = writeManifest(
+      stateDir,
+      "fielded.yaml",
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: fielded\nspec:\n  restartPolicy: Never\n  containers:\n    - name: one\n      image: /bin/sh\n      args: ["-c", "echo line of one"]\n    - name: two\n      image: /bin/sh\n      args: ["-c", "echo line of two"]\n`,
+    );
+    const up = await vks(stateDir, ["pod", "up", "--log-mode", "journal", file, ...managerFlag]);
+    expect(up.exitCode, up.stderr).toBe(0);
+    const pod = await podNamed(stateDir, "fielded");
+    expect(pod?.status.phase).toBe("Succeeded");
+    const uid = pod?.metadata.uid ?? "<no uid>";
+    const lines = (container: string) =>
+      Bun.spawnSync(["journalctl", "--no-pager", "-o", "cat", "VKS_NAMESPACE=default", "VKS_POD=fielded", `VKS_POD_UID=${uid}`, `VKS_CONTAINER=${container}`])
+        .stdout.toString();
+    expect(await eventually("one's tagged line", async () => (lines("one").includes("line of one") ? lines("one") : undefined))).toBe("line of one\n");
+    expect(await eventually("two's tagged line", async () => (lines("two").includes("line of two") ? lines("two") : undefined))).toBe("line of two\n");
   });
 });

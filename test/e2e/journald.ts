@@ -1,6 +1,7 @@
 // A journald for the sandbox's manager, for tests and benchmarks that read container output from the
-// journal. The sandbox has a private /run, so the journald started here serves only that manager; on a
-// real host journald already runs and nothing is started.
+// journal. The user sandbox has a private /run, so the journald started here serves only that manager;
+// in the system sandbox (test/sandbox.sh --system) and on a real host the system's own journald already
+// runs and nothing is started.
 import { existsSync, rmSync } from "node:fs";
 
 const JOURNALD = "/lib/systemd/systemd-journald";

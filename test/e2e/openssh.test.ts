@@ -5,7 +5,7 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { resolve } from "node:path";
-import { eventually, haveSystemd, managerFlag, newStateDir, podNamed, vks } from "./helpers.ts";
+import { eventually, haveSystemd, managerFlag, managerScope, newStateDir, podNamed, sandboxMode, vks } from "./helpers.ts";
 
 setDefaultTimeout(600_000);
 const MANIFEST = resolve(import.meta.dir, "../../k3s/openssh-server.yaml");
@@ -28,18 +28,33 @@ function banner(port: number): Promise<string | undefined> {
   });
 }
 
+function packageInstalled(name: string): boolean {
+  return Bun.spawnSync(["dpkg-query", "-W", "-f", "${db:Status-Status}", name]).stdout.toString() === "installed";
+}
+
 describe.skipIf(skip)("openssh-server as a pod (real apt-get)", () => {
   test("installs, runs sshd under a vks unit on the declared port, and stops it", async () => {
-    if (process.env.VKS_SANDBOX === "1") {
+    if (managerScope === "user") {
       // A user manager puts RuntimeDirectory=sshd under $XDG_RUNTIME_DIR; sshd insists on /run/sshd. The
-      // system manager (vks' default as root on a real host) creates /run/sshd itself.
+      // system manager (vks' default as root; test/sandbox.sh --system) creates /run/sshd itself.
       mkdirSync("/run/sshd", { recursive: true });
+    }
+    if (sandboxMode === "system" && packageInstalled("openssh-server")) {
+      // The system sandbox's root is a throw-away overlay: purge the host's copy there so that vks installs
+      // the package itself, and the whole path runs (its postinst enables ssh.service; vks disables it).
+      const purge = Bun.spawnSync(["apt-get", "purge", "-y", "-q", "openssh-server"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stderr: "pipe" });
+      expect(purge.exitCode, purge.stderr.toString()).toBe(0);
     }
     const up = await vks(stateDir, ["pod", "up", "-d", MANIFEST, ...managerFlag]);
     expect(up.exitCode, up.stderr).toBe(0);
+    // vks' progress lines (consola) go to stdout.
+    const upOutput = up.stdout + up.stderr;
+    if (sandboxMode === "system") expect(upOutput).toContain("disabled start at boot of ssh.service");
 
     const greeting = await eventually("sshd's banner", () => banner(PORT));
     expect(greeting).toStartWith("SSH-2.0-OpenSSH");
+    // The package unit's RuntimeDirectory=sshd, made by the system manager (no hand-made one there).
+    if (managerScope === "system") expect(existsSync("/run/sshd")).toBe(true);
 
     const pod = await podNamed(stateDir, "openssh-server");
     expect(pod?.status.phase).toBe("Running");
@@ -59,8 +74,12 @@ describe.skipIf(skip)("openssh-server as a pod (real apt-get)", () => {
     // vks installed the package; one that was already on the host is left exactly as it was.)
     const ownUnit = Bun.spawnSync(["systemctl", ...managerFlag, "is-active", "ssh.service"]);
     expect(ownUnit.stdout.toString().trim()).not.toBe("active");
-    if (up.stderr.includes("disabled start at boot")) {
+    if (upOutput.includes("disabled start at boot")) {
       expect(existsSync("/etc/systemd/system/multi-user.target.wants/ssh.service")).toBe(false);
+      for (const unit of ["ssh.service", "ssh.socket"]) {
+        const enabled = Bun.spawnSync(["systemctl", "--root=/", "is-enabled", unit]).stdout.toString().trim();
+        expect(`${unit} ${enabled}`).toBe(`${unit} disabled`);
+      }
     }
 
     expect((await vks(stateDir, ["pod", "down", "openssh-server", ...managerFlag])).exitCode).toBe(0);

@@ -15,7 +15,8 @@ import {
   recorderCommand,
   serviceProperties,
   testDir,
-  testScope,
+  disposableManager,
+  systemctlScope,
   uniqueUnitName,
   waitForUnitState,
 } from "./harness.ts";
@@ -82,7 +83,7 @@ describe.skipIf(noSystemd)("exact arguments and environment", () => {
   // writes `$` and `;` inside quotes as `\$` and `\;` and does not unescape them when reading, so arguments
   // holding either cannot survive a reload over D-Bus alone (see internal/systemd/escape.ts); every other
   // byte must.
-  test.skipIf(testScope === "system")("arguments without $ or ; and all environment values survive a daemon-reload", async () => {
+  test.skipIf(!disposableManager)("arguments without $ or ; and all environment values survive a daemon-reload", async () => {
     const RELOAD_SAFE = TRICKY.filter((argument) => !/[$;]/.test(argument));
     const out = join(testDir("reload"), "recording.json");
     const name = uniqueUnitName("reload");
@@ -92,9 +93,9 @@ describe.skipIf(noSystemd)("exact arguments and environment", () => {
     const first = await waitForUnitState(manager, name, hasFinished);
     await Bun.write(out, "");
 
-    const reload = Bun.spawnSync(["systemctl", "--user", "daemon-reload"]);
+    const reload = Bun.spawnSync(["systemctl", ...systemctlScope, "daemon-reload"]);
     expect(reload.exitCode).toBe(0);
-    const restart = Bun.spawnSync(["systemctl", "--user", "restart", name]);
+    const restart = Bun.spawnSync(["systemctl", ...systemctlScope, "restart", name]);
     expect(restart.exitCode).toBe(0);
     await waitForUnitState(
       manager,

@@ -8,13 +8,27 @@ import { join } from "node:path";
 import { SystemdManager } from "../../internal/systemd/manager.ts";
 import type { ExecCommand, ServiceProperties, UnitPlan, UnitState } from "../../internal/systemd/types.ts";
 
-/** Inside test/sandbox.sh (VKS_SANDBOX=1) the private user manager; else the user bus if any, else system. */
+/**
+ * Inside test/sandbox.sh (VKS_SANDBOX=1) the private user manager; inside test/sandbox.sh --system
+ * (VKS_SANDBOX=system) the private system manager; else the user bus if any, else system.
+ */
 export const testScope: "user" | "system" =
   process.env.VKS_TEST_SCOPE === "system" || process.env.VKS_TEST_SCOPE === "user"
     ? process.env.VKS_TEST_SCOPE
-    : process.env.VKS_SANDBOX === "1" || process.env.DBUS_SESSION_BUS_ADDRESS
-      ? "user"
-      : "system";
+    : process.env.VKS_SANDBOX === "system"
+      ? "system"
+      : process.env.VKS_SANDBOX === "1" || process.env.DBUS_SESSION_BUS_ADDRESS
+        ? "user"
+        : "system";
+
+/** systemctl's flag for testScope's manager. */
+export const systemctlScope: string[] = testScope === "user" ? ["--user"] : [];
+
+/**
+ * The manager may be disturbed (daemon-reload, many units): it is a sandbox's, or a user manager. A real
+ * host's system manager is not reloaded by tests.
+ */
+export const disposableManager = testScope === "user" || process.env.VKS_SANDBOX === "system";
 
 async function probeSystemd(): Promise<string | undefined> {
   try {

@@ -19,7 +19,8 @@ import {
   recorderCommand,
   serviceProperties,
   testDir,
-  testScope,
+  disposableManager,
+  systemctlScope,
   uniqueUnitName,
   waitForUnitState,
 } from "./harness.ts";
@@ -34,7 +35,7 @@ interface Probe {
   firstStart: bigint;
 }
 
-describe.skipIf(noSystemd || testScope === "system")("what survives a daemon-reload", () => {
+describe.skipIf(noSystemd || !disposableManager)("what survives a daemon-reload", () => {
   let manager: SystemdManager;
   const started: string[] = [];
 
@@ -59,7 +60,7 @@ describe.skipIf(noSystemd || testScope === "system")("what survives a daemon-rel
   /** Restarts a probe after the reload; the argv it then ran, or undefined when systemd could not run it. */
   async function rerun(probe: Probe): Promise<string[] | undefined> {
     await Bun.write(probe.out, "");
-    const restart = Bun.spawnSync(["systemctl", "--user", "restart", probe.unit], { stderr: "pipe" });
+    const restart = Bun.spawnSync(["systemctl", ...systemctlScope, "restart", probe.unit], { stderr: "pipe" });
     if (restart.exitCode !== 0) return undefined;
     // Exit timestamps, not the sub-state: a stale "exited" can arrive together with the new start time.
     const state = await waitForUnitState(
@@ -72,7 +73,7 @@ describe.skipIf(noSystemd || testScope === "system")("what survives a daemon-rel
   }
 
   function reload(): void {
-    const reloaded = Bun.spawnSync(["systemctl", "--user", "daemon-reload"], { stderr: "pipe" });
+    const reloaded = Bun.spawnSync(["systemctl", ...systemctlScope, "daemon-reload"], { stderr: "pipe" });
     expect(reloaded.stderr.toString()).toBe("");
     expect(reloaded.exitCode).toBe(0);
   }

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { SystemdManager } from "../../internal/systemd/manager.ts";
 import type { UnitState } from "../../internal/systemd/types.ts";
-import { command, connectTestManager, noSystemd, plan, serviceProperties, testScope } from "./harness.ts";
+import { command, connectTestManager, noSystemd, plan, serviceProperties, systemctlScope } from "./harness.ts";
 
 const runId = `${process.pid}x${Date.now().toString(36)}`;
 const unitName = (group: string, index: number) => `vks.scale.${group}${runId}-${index}.c.uid${index}.service`;
@@ -98,7 +98,7 @@ describe.skipIf(noSystemd)("many units", () => {
         console.log(`listUnits(vks.*) while watching: ${listed.length} units in ${(performance.now() - started).toFixed(0)} ms`);
       }
 
-      const systemctl = ["systemctl", ...(testScope === "user" ? ["--user"] : []), "list-units", "--all", "--no-pager", "vks.*"];
+      const systemctl = ["systemctl", ...systemctlScope, "list-units", "--all", "--no-pager", "vks.*"];
       for (let round = 0; round < 3; round++) {
         started = performance.now();
         const result = Bun.spawnSync(systemctl, { stdout: "pipe" });
