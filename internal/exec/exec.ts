@@ -117,7 +117,7 @@ export async function startExec(context: UnitExecContext, request: ExecRequest, 
   const argv = commandLine({
     command: request.command,
     ...(ownNamespace ? {} : { mountNamespaceOf: mainPID }),
-    ...openFilesLimitChange(context.limitNOFILE),
+    ...openFilesLimitChange(containerOpenFilesLimit(mainPID, context.limitNOFILE)),
     ...identityChange(identity, context.unitName),
     workingDirectory,
   });
@@ -268,11 +268,12 @@ const hostFiles: FileProbe = {
   },
 };
 
-/** The open-files limit the spawned process would inherit from vks; Bun raises its own soft limit. */
-function ownOpenFilesLimit(): { soft: bigint; hard: bigint } | undefined {
+/** A process' open-files limit from /proc/PID/limits (`self`: the one the spawned process would inherit from vks; Bun raises its own soft limit). */
+function openFilesLimitOf(pid: number | "self"): { soft: bigint; hard: bigint } | undefined {
   try {
-    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((row) => row.startsWith("Max open files"));
-    const [soft, hard] = (line ?? "").slice("Max open files".length).trim().split(/\s+/);
+    const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((row) => row.startsWith("Max open files"));
+    if (line === undefined) return undefined;
+    const [soft, hard] = line.slice("Max open files".length).trim().split(/\s+/);
     const parse = (value: string | undefined): bigint => (value === "unlimited" ? 0xffff_ffff_ffff_ffffn : BigInt(value ?? "0"));
     return { soft: parse(soft), hard: parse(hard) };
   } catch {
@@ -280,8 +281,17 @@ function ownOpenFilesLimit(): { soft: bigint; hard: bigint } | undefined {
   }
 }
 
+/**
+ * The limit the container's main process really runs with, else the unit's LimitNOFILE=. They differ
+ * when the manager could not raise the hard limit (it lacks CAP_SYS_RESOURCE, as in some containers):
+ * systemd then sets the closest it can, and so must exec, where prlimit would fail outright.
+ */
+function containerOpenFilesLimit(mainPID: number, configured: UnitExecContext["limitNOFILE"]): UnitExecContext["limitNOFILE"] {
+  return openFilesLimitOf(mainPID) ?? configured;
+}
+
 function openFilesLimitChange(limit: UnitExecContext["limitNOFILE"]): { openFilesLimit?: { soft: bigint; hard: bigint } } {
-  const own = ownOpenFilesLimit();
+  const own = openFilesLimitOf("self");
   if (own === undefined || limit.hard === 0n || (own.soft === limit.soft && own.hard === limit.hard)) return {};
   // Without privileges a hard limit can only be lowered: leave one that would have to be raised.
   if (process.getuid?.() !== 0 && limit.hard > own.hard) return {};
