@@ -29,13 +29,14 @@ export class JobTracker {
 
   /** Feed every JobRemoved signal here. */
   jobRemoved(job: FinishedJob): void {
+    // Kept while any call is in flight even when someone already waits for it: systemd merges a stop into
+    // a pending stop, and the merged caller's reply (same job path) may still be on its way.
+    if (this.enqueueing > 0) this.finishedEarly.set(job.jobPath, job);
     const waiting = this.waiters.get(job.jobPath);
     if (waiting) {
       this.waiters.delete(job.jobPath);
       for (const resolve of waiting) resolve(job);
-      return;
     }
-    if (this.enqueueing > 0) this.finishedEarly.set(job.jobPath, job);
   }
 
   /**

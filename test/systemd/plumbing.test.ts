@@ -72,6 +72,19 @@ describe("JobTracker", () => {
     expect(await Promise.all([first, second])).toEqual([job(3), job(3)]);
   });
 
+  test("a merged job that ends while the second call's reply is on its way answers both", async () => {
+    // Seen against the system manager: three concurrent stops of one unit, the first caller already
+    // waiting, and JobRemoved parsed in the same read as a later caller's reply.
+    const jobs = new JobTracker();
+    const first = jobs.run(async () => job(6).jobPath);
+    await Bun.sleep(0);
+    let reply: (path: string) => void = () => {};
+    const second = jobs.run(() => new Promise<string>((resolve) => (reply = resolve)));
+    jobs.jobRemoved(job(6));
+    reply(job(6).jobPath);
+    expect(await Promise.all([first, second])).toEqual([job(6), job(6)]);
+  });
+
   test("JobRemoved signals seen while no call is in flight are not kept", async () => {
     const jobs = new JobTracker();
     jobs.jobRemoved(job(4));
