@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything vks needs to build and test on a fresh Debian machine with Node.js/npm:
-# the Debian packages its tests drive (systemd, dbus, util-linux, openssl), the npm packages (Bun among
-# them: the `bun` package ships its binary), then builds dist/vks. Idempotent; safe to run again.
+# the Debian packages its tests and both sandboxes drive (systemd, dbus, util-linux, openssl), the npm
+# packages (Bun among them: the `bun` package ships its binary), then builds dist/vks. Idempotent; safe
+# to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v dbus-daemon >/dev/null || need_apt+=(dbus)
+# The system sandbox (test/sandbox.sh --system) boots the system bus from the dbus package's units.
+[ -f /lib/systemd/system/dbus.service ] && [ -f /lib/systemd/system/dbus.socket ] || need_apt+=(dbus)
 [ -x /lib/systemd/systemd ] || need_apt+=(systemd)
 command -v busctl >/dev/null || need_apt+=(systemd)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3)
 if [ "${#need_apt[@]}" -gt 0 ]; then
