@@ -2,7 +2,7 @@ import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { consola } from "consola";
 import type { ManagerScope } from "../systemd/types.ts";
 import { ValidationError, errorMessage } from "../errors.ts";
-import { streamContainerLog, type LogModeSetting } from "../logs/logs.ts";
+import { streamContainerLog, syncJournal, type LogModeSetting } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
 import { podWarnings } from "../pod/validate.ts";
 import { initialPods, jobStep, podWorkload, templateProblemPath, workloadKey, workloadPod, type Workload } from "../pod/workloads.ts";
@@ -330,16 +330,20 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   };
 
   const followers: Promise<void>[] = [];
+  let lastLinePrintedAt = 0;
+  let followsJournal = false;
   const prefixed = pods.length > 1 || jobs.length > 0 || pods.some((pod) => (pod.spec?.containers.length ?? 0) + (pod.spec?.initContainers?.length ?? 0) > 1);
   const follow = async (pod: V1Pod): Promise<void> => {
     const podRecord = await engine.records.get(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
     if (!podRecord) return;
+    if (podRecord.logs.mode === "journal") followsJournal = true;
     for (const unit of podRecord.units) {
       const prefix = prefixed ? `[${pods.length > 1 || jobs.length > 0 ? `${pod.metadata?.name}/` : ""}${unit.container}] ` : "";
       followers.push(
         streamContainerLog(
           { logs: podRecord.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true },
           (line) => {
+            lastLinePrintedAt = Date.now();
             process.stdout.write(`${prefix}${line}\n`);
           },
           logsAbort.signal,
@@ -367,8 +371,15 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const code = await done;
-  // Let the log readers print what the containers wrote last before they are stopped.
-  await Bun.sleep(300);
+  // Let the log readers print what the containers wrote last before they are stopped: journald may still
+  // hold it (sync), and the readers print it a moment later, later still under load, so they are stopped
+  // once quiet for a while (bounded: a container that keeps writing never goes quiet, and after Ctrl-C
+  // the containers still run).
+  if (followsJournal && !interrupted) await syncJournal();
+  const drainStart = Date.now();
+  const QUIET_MS = 300;
+  const drainLimitMs = interrupted ? QUIET_MS : 5000;
+  while (Date.now() - Math.max(lastLinePrintedAt, drainStart) < QUIET_MS && Date.now() - drainStart < drainLimitMs) await Bun.sleep(50);
   logsAbort.abort();
   await Promise.allSettled(followers);
   if (interrupted) {

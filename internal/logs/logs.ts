@@ -90,7 +90,8 @@ export function logReaderCommand(request: LogRequest): string[] {
     "--no-pager",
     ...(request.since === undefined ? [] : ["--since", `@${(request.since.getTime() / 1000).toFixed(3)}`]),
     ...(request.until === undefined ? [] : ["--until", `@${(request.until.getTime() / 1000).toFixed(3)}`]),
-    ...(request.tail === undefined ? [] : ["--lines", String(request.tail)]),
+    // --follow alone starts at the last 10 lines; kubectl logs -f starts at the first.
+    ...(request.tail === undefined ? (request.follow ? ["--lines", "all"] : []) : ["--lines", String(request.tail)]),
     ...(request.follow ? ["--follow"] : []),
   ];
 }
@@ -214,6 +215,22 @@ async function streamJournalWindowTail(
 function withoutOption(argv: string[], option: string): string[] {
   const at = argv.indexOf(option);
   return at === -1 ? argv : [...argv.slice(0, at), ...argv.slice(at + 2)];
+}
+
+/**
+ * Waits until journald has written what it was sent (`journalctl --sync`): it takes a container's last
+ * lines from its stream socket after the process is gone, so a reader stopped right after a container
+ * ended could miss them. Best effort: without journald, or without the right to ask, it returns at once.
+ */
+export async function syncJournal(): Promise<void> {
+  try {
+    const sync = Bun.spawn(["journalctl", "--sync"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    const timer = setTimeout(() => sync.kill(), 5000);
+    await sync.exited;
+    clearTimeout(timer);
+  } catch {
+    // No journalctl: nothing to wait for.
+  }
 }
 
 /**
