@@ -12,7 +12,8 @@ import { VKS_BINARY, eventually, listPods, newStateDir, podNamed, vks, writePod 
 
 const NODE = "reboot-node";
 const SANDBOX_MANAGER = resolve(import.meta.dir, "../sandbox-manager.sh");
-// Only the sandbox's private manager may be restarted; never a host's.
+// Only the sandbox's private manager may be restarted; never a host's. Not in test/sandbox.sh --system
+// either: there the manager is PID 1 of the sandbox, and stopping it ends the sandbox with the test.
 const inSandbox = process.env.VKS_SANDBOX === "1" && existsSync("/run/systemd-user.pid");
 const stateDir = newStateDir();
 const user = ["--user"];
