@@ -331,19 +331,23 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
 
   const followers: Promise<void>[] = [];
   let lastLinePrintedAt = 0;
-  let followsJournal = false;
+  /** Journal followers and how many lines each printed, to check them against the journal at the end. */
+  const journalFollowers: { request: Parameters<typeof streamContainerLog>[0]; printed: number }[] = [];
   const prefixed = pods.length > 1 || jobs.length > 0 || pods.some((pod) => (pod.spec?.containers.length ?? 0) + (pod.spec?.initContainers?.length ?? 0) > 1);
   const follow = async (pod: V1Pod): Promise<void> => {
     const podRecord = await engine.records.get(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
     if (!podRecord) return;
-    if (podRecord.logs.mode === "journal") followsJournal = true;
     for (const unit of podRecord.units) {
       const prefix = prefixed ? `[${pods.length > 1 || jobs.length > 0 ? `${pod.metadata?.name}/` : ""}${unit.container}] ` : "";
+      const request = { logs: podRecord.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true };
+      const tracked = { request, printed: 0 };
+      if (podRecord.logs.mode === "journal") journalFollowers.push(tracked);
       followers.push(
         streamContainerLog(
-          { logs: podRecord.logs, unitName: unit.unitName, container: unit.container, scope: engine.scope, follow: true },
+          request,
           (line) => {
             lastLinePrintedAt = Date.now();
+            tracked.printed++;
             process.stdout.write(`${prefix}${line}\n`);
           },
           logsAbort.signal,
@@ -375,10 +379,24 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   // hold it (sync), and the readers print it a moment later, later still under load, so they are stopped
   // once quiet for a while (bounded: a container that keeps writing never goes quiet, and after Ctrl-C
   // the containers still run).
-  if (followsJournal && !interrupted) await syncJournal();
   const drainStart = Date.now();
   const QUIET_MS = 300;
   const drainLimitMs = interrupted ? QUIET_MS : 5000;
+  if (journalFollowers.length > 0 && !interrupted) {
+    // Once journald has written everything (sync), each follower must print as many lines as the journal
+    // holds for its unit: a count, not a guess at how long a reader takes under load.
+    await syncJournal();
+    const held = await Promise.all(
+      journalFollowers.map(async ({ request }) => {
+        let lines = 0;
+        await streamContainerLog({ ...request, follow: false }, () => {
+          lines++;
+        }).catch(() => undefined);
+        return lines;
+      }),
+    );
+    while (journalFollowers.some((follower, index) => follower.printed < (held[index] ?? 0)) && Date.now() - drainStart < drainLimitMs) await Bun.sleep(50);
+  }
   while (Date.now() - Math.max(lastLinePrintedAt, drainStart) < QUIET_MS && Date.now() - drainStart < drainLimitMs) await Bun.sleep(50);
   logsAbort.abort();
   await Promise.allSettled(followers);
