@@ -99,7 +99,7 @@ spec:
     );
     const up = await vks(stateDir, ["pod", "up", file, ...user]);
     expect(up.stderr).not.toContain("error");
-    expect(up.exitCode).toBe(0);
+    expect(up.exitCode, up.stderr + up.stdout).toBe(0);
     expect(up.stdout).toContain("greeting=hello from a configmap\n");
     expect(up.stdout).toContain("data-link=..2\n");
     expect(up.stdout).toContain("secret=s3cret mode=400\n");
