@@ -22,7 +22,7 @@ import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../s
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
-import { podStatus, terminatedFromUnit } from "./status.ts";
+import { podStatus, terminatedFromRecordedExit, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
 import { containerCgroup, nodeSliceCgroup, planPodSlice, podHasLimits, qosSliceWeights } from "./resources.ts";
@@ -33,6 +33,7 @@ import { knownGroupIds } from "../host/groups.ts";
 import { dateFromMicros } from "./timestamps.ts";
 import { unenforcedLimits } from "./enforcement.ts";
 import { VKS_SLICE, VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
+import { forgetBackOff, installRestartBackOffScript, podBackOffDirectory, readBackOffEntry, readRecordedExit, removePodBackOff, restartBackOffScript, type RestartBackOffPaths } from "./restart-backoff.ts";
 import type { ServiceAccountToken } from "./objects.ts";
 import { VolumeSetupError, type VolumeSetupOptions, createSubPathDirectories, podHasVolumeData, podVolumeDirectory, preparePodVolumes, refreshPodVolumes, removePodVolumes } from "./volume-data.ts";
 
@@ -98,6 +99,8 @@ interface TrackedPod {
   /** The last termination of each container, kept because systemd forgets it when the unit restarts. */
   lastTerminated: Record<string, V1ContainerStateTerminated>;
   units: Record<string, UnitState | undefined>;
+  /** The back-off (seconds) a restarting container waits, from its unit's restart gate (restart-backoff.ts). */
+  backOff: Record<string, number>;
   /** Each container's resolved image ID, known once its image was resolved in this process. */
   imageIDs: Record<string, string>;
   /**
@@ -159,6 +162,7 @@ export class PodEngine implements PodProvider {
     const stateDir = options.stateDir ?? stateDirFor(options.scope);
     const systemd = await SystemdManager.connect({ scope: options.scope, ...(options.keepReconnecting ? { outageLimitMs: Infinity } : {}) });
     const records = new PodRecordStore(stateDir);
+    await installRestartBackOffScript(stateDir);
     const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {}, onProgress: options.onProgress });
     const engine = new PodEngine(systemd, records, images, stateDir, {
       ...options,
@@ -293,7 +297,7 @@ export class PodEngine implements PodProvider {
         this.emitEvent(pod, { type: "Warning", reason: "InvalidEnvironmentVariableNames", message, container: skipped.container });
         this.options.onProgress?.(`warning: ${describePod(pod)} container ${skipped.container}: ${message}`);
       }
-      plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
+      plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid), restartBackOff: this.backOffPaths(uid) });
       checkSandboxPrivileges(pod, plans);
       this.resolveGroups(pod, plans);
     } catch (err) {
@@ -325,6 +329,7 @@ export class PodEngine implements PodProvider {
       if (logs.mode === "file") await rm(logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, uid)).catch(() => undefined);
+      await removePodBackOff(podBackOffDirectory(this.stateDir, uid));
       this.untrack(tracked);
       if (output && err instanceof VksError) {
         throw new VksError(`${err.message}\n${output}`, { hint: err.hint, exitCode: err.exitCode, cause: err });
@@ -389,6 +394,7 @@ export class PodEngine implements PodProvider {
       hostIP: this.options.hostIP,
       ...envInput,
       volumeDirectory: podVolumeDirectory(this.stateDir, tracked.record.uid),
+      restartBackOff: this.backOffPaths(tracked.record.uid),
     });
     this.resolveGroups(pod, tracked.plans);
     return tracked.plans;
@@ -474,6 +480,8 @@ export class PodEngine implements PodProvider {
           message: `Created container ${plan.containerName} as ${plan.unitName}`,
           container: plan.containerName,
         });
+        // A new unit is a new container: it starts without an old one's back-off (a reboot, a lost unit).
+        await forgetBackOff(podBackOffDirectory(this.stateDir, tracked.record.uid), plan.containerName);
         await this.startUnit(tracked.record.restoreAtBoot ? { ...plan, properties: { ...plan.properties, before: [RESTORE_UNIT] } } : plan);
         delete tracked.waiting[plan.containerName];
         this.emitEvent(pod, { type: "Normal", reason: "Started", message: `Started container ${plan.containerName}`, container: plan.containerName });
@@ -625,6 +633,7 @@ export class PodEngine implements PodProvider {
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, tracked.record.uid));
+      await removePodBackOff(podBackOffDirectory(this.stateDir, tracked.record.uid));
       this.untrack(tracked);
       await this.updateSharedSlices().catch(() => undefined);
     });
@@ -930,7 +939,7 @@ export class PodEngine implements PodProvider {
 
   private track(record: PodRecord): TrackedPod {
     const key = keyOf(record.namespace, record.name);
-    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, imageIDs: {}, stoppedSidecars: new Set<string>(), driving: false };
+    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, backOff: {}, imageIDs: {}, stoppedSidecars: new Set<string>(), driving: false };
     tracked.record = record;
     if (record.failure !== undefined) tracked.failure = record.failure;
     this.tracked.set(key, tracked);
@@ -958,11 +967,14 @@ export class PodEngine implements PodProvider {
     const previous = tracked.units[unit.container];
     tracked.units[unit.container] = state;
     this.rememberExits(tracked);
-    if (previous && state.nRestarts > previous.nRestarts) {
-      this.emitEvent(tracked.record.manifest, {
+    // The unit's restart gate starts waiting out the back-off: the kubelet's BackOff event.
+    const backOff = tracked.backOff[unit.container];
+    if (inBackOffWait(state) && !(previous !== undefined && inBackOffWait(previous)) && backOff !== undefined && backOff > 0) {
+      const pod = tracked.record.manifest;
+      this.emitEvent(pod, {
         type: "Warning",
         reason: "BackOff",
-        message: `Back-off restarting failed container ${unit.container}`,
+        message: `Back-off restarting failed container ${unit.container} in pod ${pod.metadata?.name ?? ""}_${tracked.record.namespace}(${tracked.record.uid})`,
         container: unit.container,
       });
     }
@@ -993,6 +1005,17 @@ export class PodEngine implements PodProvider {
       if (state && state.execMainExitTimestamp !== 0n) {
         tracked.lastTerminated[container] = terminatedFromUnit(state);
         this.checkOomKill(tracked, container, state);
+      }
+      if (state !== undefined && state.execMainExitTimestamp === 0n && tracked.lastTerminated[container] === undefined && state.nRestarts > 0) {
+        // Restarted before this process saw it exit (pod up -d, a restarted vks): what the unit recorded.
+        const recorded = readRecordedExit(podBackOffDirectory(this.stateDir, tracked.record.uid), container);
+        const terminated = recorded === undefined ? undefined : terminatedFromRecordedExit(recorded, state.name);
+        if (terminated !== undefined) tracked.lastTerminated[container] = terminated;
+      }
+      // How long a restarting container waits, for its CrashLoopBackOff message: its gate's entry.
+      if (state !== undefined && (state.subState === "auto-restart" || inBackOffWait(state))) {
+        const entry = readBackOffEntry(podBackOffDirectory(this.stateDir, tracked.record.uid), container);
+        if (entry !== undefined) tracked.backOff[container] = entry.backOffSeconds;
       }
     }
   }
@@ -1029,6 +1052,10 @@ export class PodEngine implements PodProvider {
     this.oomChecks.add(check);
   }
 
+  private backOffPaths(uid: string): RestartBackOffPaths {
+    return { script: restartBackOffScript(this.stateDir), directory: podBackOffDirectory(this.stateDir, uid) };
+  }
+
   private podWithStatus(tracked: TrackedPod): V1Pod {
     const status = podStatus({
       pod: tracked.record.manifest,
@@ -1039,6 +1066,7 @@ export class PodEngine implements PodProvider {
       startTime: new Date(tracked.record.createdAt),
       imageIDs: tracked.imageIDs,
       restartsBefore: Object.fromEntries(Object.entries(tracked.record.restarts ?? {}).map(([container, counts]) => [container, counts.before])),
+      backOff: tracked.backOff,
     });
     if (tracked.oomExits !== undefined) markOomKilled(status, tracked.oomExits);
     if (tracked.failure !== undefined) return { ...tracked.record.manifest, status: failedPodStatus(status, tracked.failure, tracked.lastTerminated) };
@@ -1230,6 +1258,11 @@ async function lastLogLines(directory: string, plans: UnitPlan[], lines = 10): P
     if (tail.length > 0) parts.push(`output of ${plan.containerName}:\n${tail.map((line) => `  | ${line}`).join("\n")}`);
   }
   return parts.join("\n");
+}
+
+/** A unit restarted by systemd whose ExecStartPre (the restart gate first) runs: waiting out its back-off. */
+function inBackOffWait(state: UnitState): boolean {
+  return state.activeState === "activating" && state.subState === "start-pre" && state.nRestarts > 0;
 }
 
 /** systemd reports its own failures to set up a process (EXIT_CHDIR … EXIT_*) as exit statuses 200-243. */
