@@ -22,7 +22,7 @@ import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../s
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
-import { podStatus, terminatedFromRecordedExit, terminatedFromUnit } from "./status.ts";
+import { containerStateOfUnit, podStatus, terminatedFromRecordedExit, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
 import { containerCgroup, nodeSliceCgroup, planPodSlice, podHasLimits, qosSliceWeights } from "./resources.ts";
@@ -33,6 +33,11 @@ import { knownGroupIds } from "../host/groups.ts";
 import { dateFromMicros } from "./timestamps.ts";
 import { unenforcedLimits } from "./enforcement.ts";
 import { VKS_SLICE, VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
+import { ProbeManager, type ContainerRun } from "./probes/manager.ts";
+import type { ExecRunner } from "./probes/handlers.ts";
+import { probeResultsFile, readProbeResults, writeProbeResults } from "./probes/results-file.ts";
+import type { ProbeHost, ProbeStatus } from "./probes/manager.ts";
+import type { ProbeKind } from "./probes/spec.ts";
 import { forgetBackOff, installRestartBackOffScript, podBackOffDirectory, readBackOffEntry, readRecordedExit, removePodBackOff, restartBackOffScript, type RestartBackOffPaths } from "./restart-backoff.ts";
 import type { ServiceAccountToken } from "./objects.ts";
 import { VolumeSetupError, type VolumeSetupOptions, createSubPathDirectories, podHasVolumeData, podVolumeDirectory, preparePodVolumes, refreshPodVolumes, removePodVolumes } from "./volume-data.ts";
@@ -66,6 +71,11 @@ export interface PodEngineOptions {
    * been unreachable for 30 s, so a one-shot command never hangs.
    */
   keepReconnecting?: boolean;
+  /**
+   * Whether this process probes its pods' containers (serve, and pod up in the foreground): a process that
+   * only lists or stops pods, or returns at once (pod up -d), leaves probing to the one that runs them.
+   */
+  runProbes?: "all" | "driving";
 }
 
 /**
@@ -127,9 +137,12 @@ interface TrackedPod {
   oomChecked?: Set<string>;
   /** The pod's slice was made (or updated) by this process: later init steps need not again. */
   sliceStarted?: boolean;
+  /** Being deleted: no more probes (a liveness kill must not race the pod's own stop). */
+  deleting?: boolean;
 }
 
 const SIGKILL = 9;
+const SIGTERM = 15;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games";
 
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
@@ -149,6 +162,9 @@ export class PodEngine implements PodProvider {
   private healthProblem: string | undefined;
   /** The periodic volume sync; unref'd, so it never keeps a `pod up` process alive. */
   private volumeResync: ReturnType<typeof setInterval> | undefined;
+  /** The prober (probes/), when this process runs probes. */
+  private readonly probes: ProbeManager | undefined;
+  private readonly probeWrites = new Map<string, Promise<void>>();
 
   private constructor(
     readonly systemd: SystemdManager,
@@ -156,7 +172,9 @@ export class PodEngine implements PodProvider {
     private readonly images: ImageResolver,
     readonly stateDir: string,
     private readonly options: PodEngineOptions & { hostIP: string },
-  ) {}
+  ) {
+    this.probes = options.runProbes !== undefined ? new ProbeManager(this.probeHost()) : undefined;
+  }
 
   static async open(options: PodEngineOptions): Promise<PodEngine> {
     const stateDir = options.stateDir ?? stateDirFor(options.scope);
@@ -180,6 +198,7 @@ export class PodEngine implements PodProvider {
 
   async close(): Promise<void> {
     clearInterval(this.volumeResync);
+    this.probes?.close();
     await this.systemd.close();
   }
 
@@ -608,6 +627,8 @@ export class PodEngine implements PodProvider {
       if (!tracked) return;
       // A delete for an older pod of the same name must not touch the newer one.
       if (pod.metadata?.uid && pod.metadata.uid !== tracked.record.uid) return;
+      tracked.deleting = true;
+      this.probes?.forget(keyOf(namespace, name));
       for (const unit of tracked.record.units) {
         this.emitEvent(tracked.record.manifest, { type: "Normal", reason: "Killing", message: `Stopping container ${unit.container}`, container: unit.container });
       }
@@ -634,6 +655,7 @@ export class PodEngine implements PodProvider {
       await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, tracked.record.uid));
       await removePodBackOff(podBackOffDirectory(this.stateDir, tracked.record.uid));
+      await rm(probeResultsFile(this.stateDir, tracked.record.uid), { force: true });
       this.untrack(tracked);
       await this.updateSharedSlices().catch(() => undefined);
     });
@@ -715,7 +737,7 @@ export class PodEngine implements PodProvider {
     const stateByUnit = new Map(states.map((state) => [state.name, state]));
     for (const tracked of pods) {
       for (const unit of tracked.record.units) tracked.units[unit.container] = stateByUnit.get(unit.unitName);
-      this.rememberExits(tracked);
+      this.unitsObserved(tracked);
     }
     await Promise.all([...this.oomChecks]);
     return pods.map((tracked) => this.podWithStatus(tracked));
@@ -949,6 +971,7 @@ export class PodEngine implements PodProvider {
 
   private untrack(tracked: TrackedPod): void {
     const key = keyOf(tracked.record.namespace, tracked.record.name);
+    if (this.tracked.get(key) === tracked) this.probes?.forget(key);
     if (this.tracked.get(key) === tracked) this.tracked.delete(key);
     for (const unit of tracked.record.units) this.podByUnit.delete(unit.unitName);
   }
@@ -956,7 +979,7 @@ export class PodEngine implements PodProvider {
   private async refreshUnits(tracked: TrackedPod): Promise<void> {
     const states = await Promise.all(tracked.record.units.map((unit) => this.retrying(() => this.systemd.getUnitState(unit.unitName))));
     tracked.record.units.forEach((unit, i) => (tracked.units[unit.container] = states[i]));
-    this.rememberExits(tracked);
+    this.unitsObserved(tracked);
   }
 
   private onUnitChanged(state: UnitState): void {
@@ -966,7 +989,7 @@ export class PodEngine implements PodProvider {
     if (!tracked || !unit) return;
     const previous = tracked.units[unit.container];
     tracked.units[unit.container] = state;
-    this.rememberExits(tracked);
+    this.unitsObserved(tracked);
     // The unit's restart gate starts waiting out the back-off: the kubelet's BackOff event.
     const backOff = tracked.backOff[unit.container];
     if (inBackOffWait(state) && !(previous !== undefined && inBackOffWait(previous)) && backOff !== undefined && backOff > 0) {
@@ -997,6 +1020,91 @@ export class PodEngine implements PodProvider {
       }
       if (vanished) this.emitPod(tracked);
     }
+  }
+
+  /** After any read of the pod's units: what status needs remembered, and the prober told. */
+  private unitsObserved(tracked: TrackedPod): void {
+    this.rememberExits(tracked);
+    if (this.probes === undefined || tracked.deleting === true) return;
+    // pod up probes the pods it runs; serve every pod of the node, adopted ones too.
+    if (this.options.runProbes === "driving" && !tracked.driving) return;
+    const pod = tracked.record.manifest;
+    const runs: Record<string, ContainerRun | undefined> = {};
+    for (const [container, unit] of Object.entries(tracked.units)) {
+      if (unit === undefined) continue;
+      const running = containerStateOfUnit(unit, pod, container).running !== undefined && unit.mainPID > 0;
+      runs[container] = { running, instance: runInstance(unit), startedAt: Number(unit.execMainStartTimestamp / 1000n) };
+    }
+    this.probes.sync(keyOf(tracked.record.namespace, tracked.record.name), pod, runs);
+  }
+
+  /** What the prober uses of the engine: exec, status and event delivery, and the liveness kill. */
+  private probeHost(): ProbeHost {
+    return {
+      podIP: this.options.hostIP,
+      exec: (pod: V1Pod, container: string): ExecRunner => (command, timeoutMs) => this.execForProbe(pod, container, command, timeoutMs),
+      changed: (pod: V1Pod) => {
+        const tracked = this.tracked.get(keyOf(podKey(pod).namespace, podKey(pod).name));
+        if (tracked !== undefined) this.emitPod(tracked);
+      },
+      event: (pod: V1Pod, event: PodEvent) => this.emitEvent(pod, event),
+      persist: (pod: V1Pod, status: Record<string, ProbeStatus> | undefined) => {
+        // One write at a time per pod, in order: the file always ends with the latest results.
+        const path = probeResultsFile(this.stateDir, pod.metadata?.uid ?? "");
+        const previous = this.probeWrites.get(path) ?? Promise.resolve();
+        const next = previous.then(() => writeProbeResults(path, status)).catch(() => undefined);
+        this.probeWrites.set(path, next);
+        void next.then(() => {
+          if (this.probeWrites.get(path) === next) this.probeWrites.delete(path);
+        });
+      },
+      kill: (pod: V1Pod, container: string, kind: ProbeKind, graceSeconds: number | undefined) => this.killForProbe(pod, container, kind, graceSeconds),
+    };
+  }
+
+  /** An exec probe: the command in the container's context (as kubectl exec), its output, killed at the timeout. */
+  private async execForProbe(pod: V1Pod, container: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string; timedOut: boolean }> {
+    const { namespace, name } = podKey(pod);
+    const process = await this.exec(namespace, name, container, { command, stdin: false, tty: false });
+    process.closeStdin();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      process.kill();
+    }, timeoutMs);
+    const chunks: Uint8Array[] = [];
+    const collect = async (stream: AsyncIterable<Uint8Array> | undefined) => {
+      if (stream === undefined) return;
+      for await (const chunk of stream) chunks.push(chunk);
+    };
+    try {
+      const [, , exited] = await Promise.all([collect(process.stdout), collect(process.stderr), process.exited]);
+      return { exitCode: exited.exitCode, output: Buffer.concat(chunks).toString("utf8"), timedOut };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The kubelet's kill after a failed liveness or startup probe: event Killing, SIGTERM to the container,
+   * SIGKILL once the grace period (the probe's own, else the pod's) is over; the unit's Restart= then
+   * restarts it per the pod's policy (through the restart back-off).
+   */
+  private async killForProbe(pod: V1Pod, container: string, kind: ProbeKind, graceSeconds: number | undefined): Promise<void> {
+    const tracked = this.tracked.get(keyOf(podKey(pod).namespace, podKey(pod).name));
+    const unit = tracked?.record.units.find((candidate) => candidate.container === container);
+    if (tracked === undefined || unit === undefined) return;
+    const restart = (pod.spec?.restartPolicy ?? "Always") !== "Never";
+    this.emitEvent(pod, { type: "Normal", reason: "Killing", message: `Container ${container} failed ${kind} probe${restart ? ", will be restarted" : ""}`, container });
+    const instance = tracked.units[container]?.execMainStartTimestamp;
+    const grace = Math.max(graceSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
+    await this.systemd.killUnit(unit.unitName, SIGTERM);
+    const killer = setTimeout(() => {
+      void this.systemd.getUnitState(unit.unitName).then((state) => {
+        if (state !== undefined && state.mainPID > 0 && state.execMainStartTimestamp === instance) return this.systemd.killUnit(unit.unitName, SIGKILL);
+      }).catch(() => undefined);
+    }, grace * 1000);
+    killer.unref();
   }
 
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
@@ -1067,6 +1175,7 @@ export class PodEngine implements PodProvider {
       imageIDs: tracked.imageIDs,
       restartsBefore: Object.fromEntries(Object.entries(tracked.record.restarts ?? {}).map(([container, counts]) => [container, counts.before])),
       backOff: tracked.backOff,
+      ...this.probeResults(tracked),
     });
     if (tracked.oomExits !== undefined) markOomKilled(status, tracked.oomExits);
     if (tracked.failure !== undefined) return { ...tracked.record.manifest, status: failedPodStatus(status, tracked.failure, tracked.lastTerminated) };
@@ -1188,6 +1297,17 @@ export class PodEngine implements PodProvider {
     }).catch((err: unknown) => this.options.onProgress?.(`${describePod(tracked.record.manifest)}: ${errorMessage(err)}`));
   }
 
+  /** Probe results for status: this process's prober's, or those of the process that probes the pod. */
+  private probeResults(tracked: TrackedPod): { probes?: Record<string, ProbeStatus> } {
+    const own = this.probes?.statusOf(keyOf(tracked.record.namespace, tracked.record.name));
+    if (own !== undefined) return { probes: own };
+    const pod = tracked.record.manifest;
+    if (![...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null)) return {};
+    const instances = Object.fromEntries(Object.entries(tracked.units).map(([container, unit]) => [container, unit === undefined ? undefined : runInstance(unit)]));
+    const shared = readProbeResults(probeResultsFile(this.stateDir, tracked.record.uid), instances);
+    return shared === undefined ? {} : { probes: shared };
+  }
+
   private emitPod(tracked: TrackedPod): void {
     if (this.podListeners.length === 0) return;
     const pod = this.podWithStatus(tracked);
@@ -1258,6 +1378,11 @@ async function lastLogLines(directory: string, plans: UnitPlan[], lines = 10): P
     if (tail.length > 0) parts.push(`output of ${plan.containerName}:\n${tail.map((line) => `  | ${line}`).join("\n")}`);
   }
   return parts.join("\n");
+}
+
+/** One run of a container: its unit's main process, which a restart replaces. */
+function runInstance(unit: UnitState): string {
+  return `${unit.execMainStartTimestamp}/${unit.mainPID}`;
 }
 
 /** A unit restarted by systemd whose ExecStartPre (the restart gate first) runs: waiting out its back-off. */

@@ -41,6 +41,12 @@ export interface PodStatusInput {
   restartsBefore?: Record<string, number>;
   /** The back-off (seconds) each restarting container waits, from its unit's restart gate. */
   backOff?: Record<string, number>;
+  /**
+   * Probe results of the containers this process probes (probes/manager.ts): readiness sets `ready`, a
+   * startup probe `started`. Absent (no probes, or a process that does not run them): a running
+   * container counts as started and ready.
+   */
+  probes?: Record<string, { ready?: boolean; started?: boolean }>;
 }
 
 /** Exit code of a container killed by signal N: 128 + N, the shell convention the kubelet reports. */
@@ -294,13 +300,15 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
   const lastTerminated =
     observed.lastTerminated ?? (remembered !== undefined && (current === undefined || !sameTermination(current, remembered)) ? remembered : undefined);
   const running = observed.state.running !== undefined;
+  const probed = input.probes?.[container.name];
+  const started = running && probed?.started !== false;
   return {
     name: container.name,
     image: container.image ?? "",
     imageID: input.imageIDs?.[container.name] ?? "",
     ...(containerID === undefined ? {} : { containerID }),
-    ready: observed.ready && running,
-    started: running,
+    ready: observed.ready && started && (probed?.ready ?? true),
+    started,
     restartCount,
     state: observed.state,
     lastState: lastTerminated === undefined ? {} : { terminated: lastTerminated },
