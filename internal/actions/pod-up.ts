@@ -357,6 +357,13 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   };
 
   engine.notifyPods(onChange);
+  // What probes and hooks do is only visible through these events: show them as the kubelet records them.
+  engine.notifyEvents((pod, event) => {
+    if (!pods.some((p) => describe(p) === describe(pod)) || !SHOWN_EVENTS.has(event.reason)) return;
+    const line = `${describe(pod)}${event.container === undefined ? "" : ` ${event.container}`}: ${event.reason}: ${event.message}`;
+    if (event.type === "Warning") consola.warn(line);
+    else consola.info(line);
+  });
   for (const pod of [...pods]) {
     const current = await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
     if (current) onChange(current);
@@ -394,6 +401,9 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   process.off("SIGTERM", onSignal);
   return code;
 }
+
+/** Events pod up prints: probe failures, the kills and back-offs they cause, failed hooks. */
+const SHOWN_EVENTS = new Set(["Unhealthy", "ProbeWarning", "Killing", "BackOff", "FailedPostStartHook", "FailedPreStopHook"]);
 
 function describe(pod: V1Pod): string {
   return `${pod.metadata?.namespace ?? "default"}/${pod.metadata?.name ?? ""}`;

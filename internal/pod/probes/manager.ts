@@ -137,7 +137,7 @@ export class ProbeManager {
       const run = runs[container.name];
       const previous = entry.run;
       entry.run = run;
-      if (run?.running === true && previous?.instance !== run.instance) this.startInstance(podKey, entry, run);
+      if (run?.running === true && !(previous?.running === true && previous.instance === run.instance)) this.startInstance(podKey, entry, run);
       else if (run?.running !== true && previous?.running === true) this.stopInstance(entry);
     }
   }
