@@ -94,9 +94,9 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     if (options.detach) {
       for (const job of jobs) warnDetachedJob(job);
       for (const pod of started) {
-        const probed = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null);
+        const probed = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null || c.lifecycle?.postStart != null);
         if (probed.length > 0) {
-          consola.warn(`${describe(pod)}: with --detach no vks process stays to run the probes of ${probed.map((c) => c.name).join(", ")}: running containers count as ready and started, and no liveness probe restarts them; run pod up in the foreground, or serve`);
+          consola.warn(`${describe(pod)}: with --detach no vks process stays to run the probes and postStart hooks of ${probed.map((c) => c.name).join(", ")}: running containers count as ready and started, and no liveness probe restarts them; run pod up in the foreground, or serve (preStop hooks run with pod down)`);
         }
       }
       const code = await waitForInitialization(engine, started);

@@ -35,6 +35,7 @@ import { unenforcedLimits } from "./enforcement.ts";
 import { VKS_SLICE, VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
 import { ProbeManager, type ContainerRun } from "./probes/manager.ts";
 import type { ExecRunner } from "./probes/handlers.ts";
+import { hookHandler, runHook } from "./probes/hooks.ts";
 import { probeResultsFile, readProbeResults, writeProbeResults } from "./probes/results-file.ts";
 import type { ProbeHost, ProbeStatus } from "./probes/manager.ts";
 import type { ProbeKind } from "./probes/spec.ts";
@@ -644,7 +645,7 @@ export class PodEngine implements PodProvider {
             }, grace * 1000)
           : undefined;
       try {
-        await this.removePodUnits(tracked);
+        await this.removePodUnits(tracked, grace);
       } finally {
         clearTimeout(killer);
       }
@@ -665,14 +666,59 @@ export class PodEngine implements PodProvider {
    * Stops the pod's units as the kubelet ends a pod: app containers (and finished init containers)
    * first, then its sidecars one by one, last first, so a sidecar outlives what depends on it.
    */
-  private async removePodUnits(tracked: TrackedPod): Promise<void> {
+  private async removePodUnits(tracked: TrackedPod, graceSeconds?: number): Promise<void> {
     const sidecarNames = sidecars(tracked.record.manifest).map((container) => container.name);
     const isSidecar = (container: string) => sidecarNames.includes(container);
-    const stop = (unitName: string) => this.retrying(() => this.systemd.stopUnit(unitName));
-    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => stop(unit.unitName)));
-    for (const container of [...sidecarNames].reverse()) {
-      const unit = tracked.record.units.find((candidate) => candidate.container === container);
-      if (unit !== undefined) await stop(unit.unitName);
+    const grace = graceSeconds ?? podGraceSeconds(tracked.record.manifest);
+    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => this.killContainer(tracked, unit.container, grace, "stop")));
+    for (const container of [...sidecarNames].reverse()) await this.killContainer(tracked, container, grace, "stop");
+  }
+
+  /**
+   * The kubelet's killContainer: the preStop hook first (bounded by the grace period, which it uses up),
+   * then SIGTERM (systemd's stop, or a signal when the unit is to restart the container itself), and
+   * SIGKILL once what is left of the grace period (at least 2 s) is over.
+   */
+  private async killContainer(tracked: TrackedPod, container: string, graceSeconds: number, how: "stop" | "signal"): Promise<void> {
+    const unit = tracked.record.units.find((candidate) => candidate.container === container);
+    if (unit === undefined) return;
+    const pod = tracked.record.manifest;
+    const spec = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((candidate) => candidate.name === container);
+    const began = performance.now();
+    const state = await this.systemd.getUnitState(unit.unitName).catch(() => undefined);
+    const preStop = spec === undefined ? undefined : hookHandler(spec, "preStop");
+    const runPreStop = preStop !== undefined && state !== undefined && state.mainPID > 0 && state.activeState !== "deactivating";
+    if (runPreStop) {
+      const failure = await runHook(preStop, pod, container, {
+        podIP: this.options.hostIP,
+        exec: (command, timeoutMs) => this.execForProbe(pod, container, command, timeoutMs),
+        timeoutMs: graceSeconds * 1000,
+      }).catch((err: unknown) => (err instanceof ContainerNotRunningError ? undefined : errorMessage(err)));
+      if (failure !== undefined) {
+        this.emitEvent(pod, { type: "Warning", reason: "FailedPreStopHook", message: failure, container });
+      }
+    }
+    const remaining = Math.max(graceSeconds - (performance.now() - began) / 1000, MINIMUM_GRACE_PERIOD_SECONDS);
+    const instance = state?.execMainStartTimestamp;
+    const killLater = (seconds: number) =>
+      setTimeout(() => {
+        void this.systemd
+          .getUnitState(unit.unitName)
+          .then((now) => (now !== undefined && now.mainPID > 0 && now.execMainStartTimestamp === instance ? this.systemd.killUnit(unit.unitName, SIGKILL) : undefined))
+          .catch(() => undefined);
+      }, seconds * 1000);
+    if (how === "signal") {
+      await this.systemd.killUnit(unit.unitName, SIGTERM);
+      killLater(remaining).unref();
+      return;
+    }
+    // The unit's own TimeoutStopSec is the pod's grace period; a preStop that used part of it shortens it.
+    const killer = runPreStop && remaining < podGraceSeconds(pod) ? killLater(remaining) : undefined;
+    try {
+      // Retried through a systemd outage, as every stop of a pod's units is.
+      await this.retrying(() => this.systemd.stopUnit(unit.unitName));
+    } finally {
+      clearTimeout(killer);
     }
   }
 
@@ -1058,7 +1104,7 @@ export class PodEngine implements PodProvider {
           if (this.probeWrites.get(path) === next) this.probeWrites.delete(path);
         });
       },
-      kill: (pod: V1Pod, container: string, kind: ProbeKind, graceSeconds: number | undefined) => this.killForProbe(pod, container, kind, graceSeconds),
+      kill: (pod: V1Pod, container: string, kind: ProbeKind | "postStart", graceSeconds: number | undefined) => this.killForProbe(pod, container, kind, graceSeconds),
     };
   }
 
@@ -1090,21 +1136,15 @@ export class PodEngine implements PodProvider {
    * SIGKILL once the grace period (the probe's own, else the pod's) is over; the unit's Restart= then
    * restarts it per the pod's policy (through the restart back-off).
    */
-  private async killForProbe(pod: V1Pod, container: string, kind: ProbeKind, graceSeconds: number | undefined): Promise<void> {
+  private async killForProbe(pod: V1Pod, container: string, kind: ProbeKind | "postStart", graceSeconds: number | undefined): Promise<void> {
     const tracked = this.tracked.get(keyOf(podKey(pod).namespace, podKey(pod).name));
     const unit = tracked?.record.units.find((candidate) => candidate.container === container);
     if (tracked === undefined || unit === undefined) return;
     const restart = (pod.spec?.restartPolicy ?? "Always") !== "Never";
-    this.emitEvent(pod, { type: "Normal", reason: "Killing", message: `Container ${container} failed ${kind} probe${restart ? ", will be restarted" : ""}`, container });
-    const instance = tracked.units[container]?.execMainStartTimestamp;
-    const grace = Math.max(graceSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
-    await this.systemd.killUnit(unit.unitName, SIGTERM);
-    const killer = setTimeout(() => {
-      void this.systemd.getUnitState(unit.unitName).then((state) => {
-        if (state !== undefined && state.mainPID > 0 && state.execMainStartTimestamp === instance) return this.systemd.killUnit(unit.unitName, SIGKILL);
-      }).catch(() => undefined);
-    }, grace * 1000);
-    killer.unref();
+    const message = kind === "postStart" ? "FailedPostStartHook" : `Container ${container} failed ${kind} probe${restart ? ", will be restarted" : ""}`;
+    this.emitEvent(pod, { type: "Normal", reason: "Killing", message, container });
+    const grace = Math.max(graceSeconds ?? podGraceSeconds(pod), MINIMUM_GRACE_PERIOD_SECONDS);
+    await this.killContainer(tracked, container, grace, "signal");
   }
 
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
@@ -1302,7 +1342,7 @@ export class PodEngine implements PodProvider {
     const own = this.probes?.statusOf(keyOf(tracked.record.namespace, tracked.record.name));
     if (own !== undefined) return { probes: own };
     const pod = tracked.record.manifest;
-    if (![...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null)) return {};
+    if (![...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null || c.lifecycle?.postStart != null)) return {};
     const instances = Object.fromEntries(Object.entries(tracked.units).map(([container, unit]) => [container, unit === undefined ? undefined : runInstance(unit)]));
     const shared = readProbeResults(probeResultsFile(this.stateDir, tracked.record.uid), instances);
     return shared === undefined ? {} : { probes: shared };
@@ -1335,6 +1375,11 @@ export class PodEngine implements PodProvider {
       if (this.podLocks.get(key) === current) this.podLocks.delete(key);
     }
   }
+}
+
+/** The pod's terminationGracePeriodSeconds as its units have it (TimeoutStopSec): at least 2 s. */
+function podGraceSeconds(pod: V1Pod): number {
+  return Math.max(pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
 }
 
 function podKey(pod: V1Pod): PodKey {

@@ -46,7 +46,7 @@ export interface PodStatusInput {
    * startup probe `started`. Absent (no probes, or a process that does not run them): a running
    * container counts as started and ready.
    */
-  probes?: Record<string, { ready?: boolean; started?: boolean }>;
+  probes?: Record<string, { ready?: boolean; started?: boolean; postStartPending?: boolean }>;
 }
 
 /** Exit code of a container killed by signal N: 128 + N, the shell convention the kubelet reports. */
@@ -299,8 +299,10 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
   const current = observed.state.terminated;
   const lastTerminated =
     observed.lastTerminated ?? (remembered !== undefined && (current === undefined || !sameTermination(current, remembered)) ? remembered : undefined);
-  const running = observed.state.running !== undefined;
   const probed = input.probes?.[container.name];
+  // The kubelet reports a container whose postStart hook still runs as not running yet.
+  if (probed?.postStartPending === true && observed.state.running !== undefined) observed = { state: { waiting: { reason: "ContainerCreating" } }, ready: false };
+  const running = observed.state.running !== undefined;
   const started = running && probed?.started !== false;
   return {
     name: container.name,

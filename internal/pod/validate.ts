@@ -311,10 +311,6 @@ export function podWarnings(pod: V1Pod): FieldProblem[] {
     ...(spec.containers ?? []).map((container, index) => ({ container, path: `spec.containers[${index}]` })),
   ];
   everyContainer.forEach(({ container, path }) => {
-    if (container.lifecycle?.postStart !== undefined) warnings.add(`${path}.lifecycle.postStart`, "ignored: vks runs no hooks");
-    if (container.lifecycle?.preStop !== undefined) {
-      warnings.add(`${path}.lifecycle.preStop`, "ignored: vks runs no hooks; the container gets SIGTERM directly");
-    }
     // Whether the manager can enforce cpu and memory is the engine's to say (it knows the manager).
     checkResources(container.resources, `${path}.resources`, false, () => undefined, (field, message) => warnings.add(field, message));
     if (container.stdin === true || container.tty === true) {

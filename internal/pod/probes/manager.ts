@@ -14,7 +14,8 @@ import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { PodEvent } from "../provider.ts";
 import { runHandler, type ExecRunner, type ProbeOutcome, type ProbeResult } from "./handlers.ts";
 import { ProbeScheduler } from "./scheduler.ts";
-import { PROBE_NAMES, probeSpec, type ProbeKind, type ProbeSpec } from "./spec.ts";
+import { PROBE_NAMES, probeSpec, type ProbeHandler, type ProbeKind, type ProbeSpec } from "./spec.ts";
+import { hookHandler, runHook } from "./hooks.ts";
 
 /** What the prober needs from the engine. */
 export interface ProbeHost {
@@ -27,7 +28,7 @@ export interface ProbeHost {
   persist(pod: V1Pod, status: Record<string, ProbeStatus> | undefined): void;
   event(pod: V1Pod, event: PodEvent): void;
   /** A liveness/startup failure: stop the container (preStop, SIGTERM, grace) so its policy restarts it. */
-  kill(pod: V1Pod, container: string, kind: ProbeKind, graceSeconds: number | undefined): Promise<void>;
+  kill(pod: V1Pod, container: string, kind: ProbeKind | "postStart", graceSeconds: number | undefined): Promise<void>;
 }
 
 /** The container as the prober sees its unit: running since when (an instance), or not running. */
@@ -46,6 +47,8 @@ export interface ProbeStatus {
   ready?: boolean;
   /** False until the startup probe passed; undefined without a startup probe. */
   started?: boolean;
+  /** True while the postStart hook runs: the container does not count as running yet. */
+  postStartPending?: boolean;
 }
 
 interface Worker {
@@ -61,6 +64,9 @@ interface Worker {
 
 interface ContainerProbes {
   name: string;
+  postStart: ProbeHandler | undefined;
+  /** The instance whose postStart hook runs, until it succeeded. */
+  postStartPending: string | undefined;
   run: ContainerRun | undefined;
   workers: Partial<Record<ProbeKind, Worker>>;
 }
@@ -104,6 +110,7 @@ export class ProbeManager {
       const started = startup === undefined ? undefined : startup.result === "success" || startup.result === "warning";
       status[container.name] = {
         ...(container.run === undefined ? {} : { instance: container.run.instance }),
+        ...(container.postStartPending !== undefined && container.postStartPending === container.run?.instance ? { postStartPending: true } : {}),
         ...(started === undefined ? {} : { started }),
         ...(readiness === undefined ? {} : { ready: started !== false && (readiness.result === "success" || readiness.result === "warning") }),
       };
@@ -127,7 +134,7 @@ export class ProbeManager {
     for (const container of containers) {
       let entry = probes.containers.get(container.name);
       if (entry === undefined) {
-        entry = { name: container.name, run: undefined, workers: {} };
+        entry = { name: container.name, postStart: hookHandler(container, "postStart"), postStartPending: undefined, run: undefined, workers: {} };
         probes.containers.set(container.name, entry);
         for (const kind of KINDS) {
           const spec = probeSpec(container, kind);
@@ -138,7 +145,10 @@ export class ProbeManager {
       const previous = entry.run;
       entry.run = run;
       if (run?.running === true && !(previous?.running === true && previous.instance === run.instance)) this.startInstance(podKey, entry, run);
-      else if (run?.running !== true && previous?.running === true) this.stopInstance(entry);
+      else if (run?.running !== true && previous?.running === true) {
+        entry.postStartPending = undefined;
+        this.stopInstance(entry);
+      }
     }
   }
 
@@ -152,6 +162,37 @@ export class ProbeManager {
   }
 
   private startInstance(podKey: string, container: ContainerProbes, run: ContainerRun): void {
+    for (const worker of Object.values(container.workers)) if (worker !== undefined) this.scheduler.remove(worker.key);
+    if (container.postStart !== undefined) {
+      // The kubelet runs postStart right after the start, and the container counts as running (and is
+      // probed) only once it succeeded; a failure kills the container.
+      container.postStartPending = run.instance;
+      this.notify(podKey);
+      void this.runPostStart(podKey, container, container.postStart, run);
+      return;
+    }
+    this.startWorkers(podKey, container, run);
+  }
+
+  private async runPostStart(podKey: string, container: ContainerProbes, handler: ProbeHandler, run: ContainerRun): Promise<void> {
+    const probes = this.pods.get(podKey);
+    if (probes === undefined) return;
+    const pod = probes.pod;
+    const failure = await runHook(handler, pod, container.name, { podIP: this.host.podIP, exec: this.host.exec(pod, container.name) }).catch((err: unknown) =>
+      err instanceof Error ? err.message : String(err),
+    );
+    if (this.pods.get(podKey) !== probes || container.run?.instance !== run.instance || container.postStartPending !== run.instance) return;
+    container.postStartPending = undefined;
+    if (failure !== undefined) {
+      this.host.event(pod, { type: "Warning", reason: "FailedPostStartHook", message: failure, container: container.name });
+      await this.host.kill(pod, container.name, "postStart", undefined);
+      return;
+    }
+    this.notify(podKey);
+    this.startWorkers(podKey, container, run);
+  }
+
+  private startWorkers(podKey: string, container: ContainerProbes, run: ContainerRun): void {
     let changed = false;
     for (const worker of Object.values(container.workers)) {
       if (worker === undefined) continue;
@@ -241,5 +282,5 @@ export class ProbeManager {
 
 function probedContainers(pod: V1Pod): V1Container[] {
   const all = [...(pod.spec?.initContainers ?? []).filter((container) => container.restartPolicy === "Always"), ...(pod.spec?.containers ?? [])];
-  return all.filter((container) => container.livenessProbe != null || container.readinessProbe != null || container.startupProbe != null);
+  return all.filter((container) => container.livenessProbe != null || container.readinessProbe != null || container.startupProbe != null || container.lifecycle?.postStart != null);
 }
