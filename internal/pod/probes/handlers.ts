@@ -5,7 +5,6 @@
  * passes) and exec (exit status 0 passes; run by the caller in the container's context).
  */
 import { connect as connectHttp2, constants as http2Constants } from "node:http2";
-import { Socket } from "node:net";
 import type { ProbeHandler } from "./spec.ts";
 
 export type ProbeOutcome = "success" | "warning" | "failure";
@@ -67,61 +66,132 @@ function hostPort(host: string, port: number): string {
 async function httpProbe(handler: Extract<ProbeHandler, { type: "httpGet" }>, context: HandlerContext): Promise<ProbeResult> {
   const host = handler.host ?? context.podIP;
   let url = new URL(`${handler.scheme.toLowerCase()}://${hostPort(host, handler.port)}${handler.path}`);
-  const headers = new Headers({ "User-Agent": context.userAgent ?? DEFAULT_USER_AGENT, Accept: "*/*" });
-  for (const header of handler.headers) headers.set(header.name, header.value);
-  const deadline = AbortSignal.timeout(context.timeoutMs);
+  const deadline = performance.now() + context.timeoutMs;
   const describe = (target: URL) => `Get ${JSON.stringify(target.href)}`;
   for (let redirects = 0; ; redirects++) {
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        headers,
-        redirect: "manual",
-        signal: deadline,
-        // Each probe on a connection of its own, as the kubelet's (DisableKeepAlives).
-        keepalive: false,
-        tls: { rejectUnauthorized: false },
-      } as RequestInit);
-    } catch (err) {
-      const reason = deadline.aborted ? "context deadline exceeded (Client.Timeout exceeded while awaiting headers)" : errorText(err);
-      return { outcome: "failure", output: `${describe(url)}: ${reason}` };
-    }
-    const status = response.status;
-    const location = response.headers.get("location");
-    if (status >= 300 && status < 400 && location !== null) {
+    const response = await httpGet(url, handler.headers, context.userAgent ?? DEFAULT_USER_AGENT, deadline - performance.now());
+    if ("error" in response) return { outcome: "failure", output: `${describe(url)}: ${response.error}` };
+    const { status, location, body } = response;
+    if (status >= 300 && status < 400 && location !== undefined) {
       const next = new URL(location, url);
+      if (redirects + 1 > MAX_REDIRECTS) return { outcome: "failure", output: `${describe(next)}: stopped after ${MAX_REDIRECTS} redirects` };
       // The kubelet follows redirects only to the same host; elsewhere it stops and uses this response.
-      if (next.hostname !== url.hostname || redirects + 1 > MAX_REDIRECTS) {
-        const body = await readBody(response);
-        if (redirects + 1 > MAX_REDIRECTS) return { outcome: "failure", output: `${describe(next)}: stopped after ${MAX_REDIRECTS} redirects` };
+      if (next.hostname !== url.hostname || (next.protocol !== "http:" && next.protocol !== "https:")) {
         return { outcome: "warning", output: `Probe terminated redirects, Response body: ${body}` };
       }
-      await response.body?.cancel().catch(() => undefined);
       url = next;
       continue;
     }
-    const body = await readBody(response).catch(() => "");
     if (status >= 200 && status < 400) return { outcome: "success", output: body };
     return { outcome: "failure", output: `HTTP probe failed with statuscode: ${status}` };
   }
 }
 
-async function readBody(response: Response): Promise<string> {
-  const reader = response.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < MAX_OUTPUT_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.length;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
+type HttpResponse = { status: number; location?: string; body: string } | { error: string };
+
+/**
+ * One GET on a connection of its own (the kubelet's prober disables keep-alive), HTTP/1.1 over Bun's
+ * native sockets: a probe a second per pod for a hundred pods costs a quarter of what fetch() does. Reads
+ * the status line, Location and at most MAX_OUTPUT_BYTES of body.
+ */
+function httpGet(url: URL, extra: { name: string; value: string }[], userAgent: string, timeoutMs: number): Promise<HttpResponse> {
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const headers = new Map<string, [string, string]>([
+    ["host", ["Host", url.host]],
+    ["user-agent", ["User-Agent", userAgent]],
+    ["accept", ["Accept", "*/*"]],
+  ]);
+  for (const header of extra) headers.set(header.name.toLowerCase(), [header.name, header.value]);
+  headers.set("connection", ["Connection", "close"]);
+  const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\n${[...headers.values()].map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    let socket: { end(): void } | undefined;
+    const finish = (result: HttpResponse) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket?.end();
+      resolve(result);
+    };
+    const complete = () => {
+      const response = parseResponse(Buffer.concat(chunks));
+      finish(response ?? { error: "malformed HTTP response" });
+    };
+    const timer = setTimeout(() => finish({ error: "context deadline exceeded (Client.Timeout exceeded while awaiting headers)" }), Math.max(0, timeoutMs));
+    Bun.connect({
+      hostname,
+      port,
+      ...(url.protocol === "https:" ? { tls: { rejectUnauthorized: false, serverName: hostname } } : {}),
+      socket: {
+        open(opened) {
+          socket = opened;
+          opened.write(request);
+        },
+        data(_socket, data) {
+          chunks.push(Buffer.from(data));
+          size += data.length;
+          // Enough for the headers and the body the kubelet keeps: no need to read a large body to its end.
+          if (size > MAX_OUTPUT_BYTES + 16 * 1024) complete();
+        },
+        close() {
+          complete();
+        },
+        error(_socket, err) {
+          finish({ error: errorText(err) });
+        },
+        connectError(_socket, err) {
+          finish({ error: connectErrorText(err, hostname, port) });
+        },
+      },
+    }).catch((err: unknown) => finish({ error: connectErrorText(err, hostname, port) }));
+  });
+}
+
+function connectErrorText(err: unknown, host: string, port: number): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const target = hostPort(host, port);
+  if (code === "ECONNREFUSED") return `dial tcp ${target}: connect: connection refused`;
+  return `dial tcp ${target}: ${errorText(err)}`;
+}
+
+/** Status, Location and the (de-chunked) body of an HTTP/1.x response; undefined when it is none. */
+export function parseResponse(raw: Buffer): { status: number; location?: string; body: string } | undefined {
+  const end = raw.indexOf("\r\n\r\n");
+  const head = raw.subarray(0, end === -1 ? raw.length : end).toString("latin1");
+  const [statusLine, ...lines] = head.split("\r\n");
+  const match = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? "");
+  if (match === null) return undefined;
+  let location: string | undefined;
+  let chunked = false;
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon === -1) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === "location") location = value;
+    if (name === "transfer-encoding" && value.toLowerCase().includes("chunked")) chunked = true;
   }
-  return Buffer.concat(chunks).subarray(0, MAX_OUTPUT_BYTES).toString("utf8");
+  let body = end === -1 ? Buffer.alloc(0) : raw.subarray(end + 4);
+  if (chunked) body = dechunk(body);
+  return { status: Number(match[1]), ...(location === undefined ? {} : { location }), body: body.subarray(0, MAX_OUTPUT_BYTES).toString("utf8") };
+}
+
+function dechunk(data: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset < data.length) {
+    const lineEnd = data.indexOf("\r\n", offset);
+    if (lineEnd === -1) break;
+    const length = Number.parseInt(data.subarray(offset, lineEnd).toString("latin1"), 16);
+    if (!Number.isFinite(length) || length <= 0) break;
+    parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + length));
+    offset = lineEnd + 2 + length + 2;
+  }
+  return Buffer.concat(parts);
 }
 
 function errorText(err: unknown): string {
@@ -134,20 +204,25 @@ function errorText(err: unknown): string {
 
 function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const socket = new Socket();
-    const target = hostPort(host, port);
-    const finish = (result: ProbeResult) => {
+    let settled = false;
+    const finish = (result: ProbeResult, socket?: { end(): void }) => {
+      socket?.end();
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.destroy();
       resolve(result);
     };
-    const timer = setTimeout(() => finish({ outcome: "failure", output: `dial tcp ${target}: i/o timeout` }), timeoutMs);
-    socket.once("connect", () => finish({ outcome: "success", output: "" }));
-    socket.once("error", (err: NodeJS.ErrnoException) => {
-      const reason = err.code === "ECONNREFUSED" ? "connect: connection refused" : errorText(err);
-      finish({ outcome: "failure", output: `dial tcp ${target}: ${reason}` });
-    });
-    socket.connect(port, host);
+    const timer = setTimeout(() => finish({ outcome: "failure", output: `dial tcp ${hostPort(host, port)}: i/o timeout` }), timeoutMs);
+    Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        open: (socket) => finish({ outcome: "success", output: "" }, socket),
+        data: () => undefined,
+        error: (_socket, err) => finish({ outcome: "failure", output: connectErrorText(err, host, port) }),
+        connectError: (_socket, err) => finish({ outcome: "failure", output: connectErrorText(err, host, port) }),
+      },
+    }).catch((err: unknown) => finish({ outcome: "failure", output: connectErrorText(err, host, port) }));
   });
 }
 
