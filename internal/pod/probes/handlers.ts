@@ -66,10 +66,11 @@ function hostPort(host: string, port: number): string {
 async function httpProbe(handler: Extract<ProbeHandler, { type: "httpGet" }>, context: HandlerContext): Promise<ProbeResult> {
   const host = handler.host ?? context.podIP;
   let url = new URL(`${handler.scheme.toLowerCase()}://${hostPort(host, handler.port)}${handler.path}`);
+  const userAgent = context.userAgent ?? DEFAULT_USER_AGENT;
   const deadline = performance.now() + context.timeoutMs;
   const describe = (target: URL) => `Get ${JSON.stringify(target.href)}`;
   for (let redirects = 0; ; redirects++) {
-    const response = await httpGet(url, handler.headers, context.userAgent ?? DEFAULT_USER_AGENT, deadline - performance.now());
+    const response = await httpGet(url, requestText(url, handler.headers, userAgent), deadline - performance.now());
     if ("error" in response) return { outcome: "failure", output: `${describe(url)}: ${response.error}` };
     const { status, location, body } = response;
     if (status >= 300 && status < 400 && location !== undefined) {
@@ -94,9 +95,14 @@ type HttpResponse = { status: number; location?: string; body: string } | { erro
  * native sockets: a probe a second per pod for a hundred pods costs a quarter of what fetch() does. Reads
  * the status line, Location and at most MAX_OUTPUT_BYTES of body.
  */
-function httpGet(url: URL, extra: { name: string; value: string }[], userAgent: string, timeoutMs: number): Promise<HttpResponse> {
-  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-  const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+/** The request's bytes, kept per URL and headers: the same probe sends the same request every period. */
+const requests = new Map<string, string>();
+const MAX_CACHED_REQUESTS = 4096;
+
+function requestText(url: URL, extra: { name: string; value: string }[], userAgent: string): string {
+  const key = `${url.href}\n${userAgent}\n${extra.map((header) => `${header.name}:${header.value}`).join("\n")}`;
+  const cached = requests.get(key);
+  if (cached !== undefined) return cached;
   const headers = new Map<string, [string, string]>([
     ["host", ["Host", url.host]],
     ["user-agent", ["User-Agent", userAgent]],
@@ -105,6 +111,14 @@ function httpGet(url: URL, extra: { name: string; value: string }[], userAgent: 
   for (const header of extra) headers.set(header.name.toLowerCase(), [header.name, header.value]);
   headers.set("connection", ["Connection", "close"]);
   const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\n${[...headers.values()].map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`;
+  if (requests.size >= MAX_CACHED_REQUESTS) requests.clear();
+  requests.set(key, request);
+  return request;
+}
+
+function httpGet(url: URL, request: string, timeoutMs: number): Promise<HttpResponse> {
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;

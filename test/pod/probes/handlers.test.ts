@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer as createHttp2Server, type Http2Server } from "node:http2";
 import { createServer, type Server } from "node:net";
-import { healthCheckRequest, runHandler, servingStatus, type HandlerContext } from "../../../internal/pod/probes/handlers.ts";
+import { healthCheckRequest, parseResponse, runHandler, servingStatus, type HandlerContext } from "../../../internal/pod/probes/handlers.ts";
 
 const context = (overrides: Partial<HandlerContext> = {}): HandlerContext => ({
   podIP: "127.0.0.1",
@@ -160,5 +160,14 @@ describe("exec", () => {
     expect(await run(0, "ok\n")).toEqual({ outcome: "success", output: "ok\n" });
     expect(await run(1, "bad\n")).toEqual({ outcome: "failure", output: "bad\n" });
     expect(await run(137, "", true)).toEqual({ outcome: "failure", output: 'command "check" timed out' });
+  });
+});
+
+describe("parseResponse (the prober's HTTP/1.1 reader)", () => {
+  test("status, Location, a chunked body; not HTTP is undefined", () => {
+    const chunked = Buffer.from("HTTP/1.1 302 Found\r\nLocation: /next\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    expect(parseResponse(chunked)).toEqual({ status: 302, location: "/next", body: "hello world" });
+    expect(parseResponse(Buffer.from("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"))).toEqual({ status: 200, body: "ok" });
+    expect(parseResponse(Buffer.from("SSH-2.0-OpenSSH\r\n"))).toBeUndefined();
   });
 });
