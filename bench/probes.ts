@@ -3,8 +3,8 @@
  * sandbox's user manager. Two parts, figures printed, never asserted:
  *
  *   probes      BENCH_PROBE_PODS pods (`/bin/sleep infinity`), each with an httpGet readiness probe every
- *               1 s against one python3 http.server in its own process (a probe passes once the pod's
- *               file exists there). Once every pod runs, the files appear one by one; probe → Ready
+ *               1 s against one small HTTP server (Bun.serve) in its own process (a probe passes once the
+ *               pod's file exists there). Once every pod runs, the files appear one by one; probe → Ready
  *               latency is from a file's creation to the engine reporting that pod Ready (its notifyPods
  *               listener), p50/p99 (goal: p99 < period + 100 ms). Then, all pods ready and probed every
  *               second, this process's CPU (the engine and its prober, nothing else runs here) over
@@ -111,7 +111,13 @@ async function probesPart(lines: string[]): Promise<void> {
   const www = join(directory, "www");
   Bun.spawnSync(["mkdir", "-p", www]);
   const port = await freePort();
-  const server = Bun.spawn(["/usr/bin/python3", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", www], { stdout: "ignore", stderr: "ignore" });
+  // Its own process, so this one's CPU is vks' alone. Not python's http.server: its listen backlog of 5
+  // drops connections when many probes arrive together, which would measure the server, not vks.
+  const serverScript = `const root = ${JSON.stringify(www)}; Bun.serve({ port: ${port}, hostname: "127.0.0.1", async fetch(request) { const file = Bun.file(root + new URL(request.url).pathname); return (await file.exists()) ? new Response("ok") : new Response("not yet", { status: 404 }); } }); console.log("listening");`;
+  const server = Bun.spawn([process.execPath, "-e", serverScript], { stdout: "pipe", stderr: "ignore" });
+  const reader = server.stdout.getReader();
+  await reader.read();
+  reader.releaseLock();
   const engine = await PodEngine.open({ scope: "user", stateDir, hostIP: "127.0.0.1", runProbes: "all" });
   const observer = await Observer.open();
   const readyAt = new Map<string, number>();

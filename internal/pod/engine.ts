@@ -685,8 +685,9 @@ export class PodEngine implements PodProvider {
     const pod = tracked.record.manifest;
     const spec = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((candidate) => candidate.name === container);
     const began = performance.now();
-    const state = await this.systemd.getUnitState(unit.unitName).catch(() => undefined);
     const preStop = spec === undefined ? undefined : hookHandler(spec, "preStop");
+    // Read only when it matters: a preStop runs in a live container, and a signal must hit the same run.
+    const state = preStop !== undefined || how === "signal" ? await this.systemd.getUnitState(unit.unitName).catch(() => undefined) : undefined;
     const runPreStop = preStop !== undefined && state !== undefined && state.mainPID > 0 && state.activeState !== "deactivating";
     if (runPreStop) {
       const failure = await runHook(preStop, pod, container, {
