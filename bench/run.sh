@@ -30,6 +30,9 @@ echo
 echo "== volumes (bench/volumes.ts: a pod with 5 configMap/secret volumes, 100 pods with an emptyDir, each vs none)"
 bun bench/volumes.ts || status=1
 echo
+echo "== probes (bench/probes.ts: 100 pods with an httpGet readiness probe every 1 s; a crash-looping pod, back-off vs 1 s restarts)"
+bun bench/probes.ts || status=1
+echo
 echo "== units ls (bench/units-ls.ts)"
 bun bench/units-ls.ts || status=1
 echo

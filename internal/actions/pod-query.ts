@@ -45,6 +45,10 @@ export async function podDown(
     }
   }
   await withEngine(options, async (engine) => {
+    // A preStop hook that fails is worth knowing about: the container was stopped without it.
+    engine.notifyEvents((pod, event) => {
+      if (event.reason === "FailedPreStopHook") consola.warn(`pod ${pod.metadata?.namespace ?? "default"}/${pod.metadata?.name ?? ""} ${event.container ?? ""}: FailedPreStopHook: ${event.message}`);
+    });
     const missing = [];
     if (workloads.length > 0) {
       const recorded = await engine.listPods();

@@ -44,6 +44,8 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     restoreAtBoot: options.detach && !options.ephemeral,
     // In the foreground pod up runs for as long as its pods do, through any systemd outage.
     keepReconnecting: !options.detach,
+    // Probes run in the process that stays with the pods; pod up -d leaves none behind.
+    ...(options.detach ? {} : { runProbes: "driving" as const }),
   });
   try {
     const normalized = pods.map((pod, index) => engine.normalize(pod, pods.length > 1 ? `${source} (document ${index + 1})` : source));
@@ -91,6 +93,12 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     }
     if (options.detach) {
       for (const job of jobs) warnDetachedJob(job);
+      for (const pod of started) {
+        const probed = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null || c.lifecycle?.postStart != null);
+        if (probed.length > 0) {
+          consola.warn(`${describe(pod)}: with --detach no vks process stays to run the probes and postStart hooks of ${probed.map((c) => c.name).join(", ")}: running containers count as ready and started, and no liveness probe restarts them; run pod up in the foreground, or serve (preStop hooks run with pod down)`);
+        }
+      }
       const code = await waitForInitialization(engine, started);
       return rejected ? 1 : code;
     }
@@ -357,6 +365,13 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   };
 
   engine.notifyPods(onChange);
+  // What probes and hooks do is only visible through these events: show them as the kubelet records them.
+  engine.notifyEvents((pod, event) => {
+    if (!pods.some((p) => describe(p) === describe(pod)) || !SHOWN_EVENTS.has(event.reason)) return;
+    const line = `${describe(pod)}${event.container === undefined ? "" : ` ${event.container}`}: ${event.reason}: ${event.message}`;
+    if (event.type === "Warning") consola.warn(line);
+    else consola.info(line);
+  });
   for (const pod of [...pods]) {
     const current = await engine.getPod(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
     if (current) onChange(current);
@@ -416,13 +431,20 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
   return code;
 }
 
+/** Events pod up prints: probe failures, the kills and back-offs they cause, failed hooks. */
+const SHOWN_EVENTS = new Set(["Unhealthy", "ProbeWarning", "Killing", "BackOff", "FailedPostStartHook", "FailedPreStopHook"]);
+
 function describe(pod: V1Pod): string {
   return `${pod.metadata?.namespace ?? "default"}/${pod.metadata?.name ?? ""}`;
 }
 
 export function describeContainerState(status: V1ContainerStatus): string {
   const state = status.state;
-  if (state?.running) return `Running${status.restartCount ? ` (restarts: ${status.restartCount})` : ""}`;
+  if (state?.running) {
+    // Probe results as they change: not started (startup probe), not ready (readiness probe).
+    const probe = status.started === false ? ", not started" : status.ready ? "" : ", not ready";
+    return `Running${probe}${status.restartCount ? ` (restarts: ${status.restartCount})` : ""}`;
+  }
   if (state?.terminated) {
     const t = state.terminated;
     return `Terminated: ${t.reason ?? ""} (exit code ${t.exitCode}${t.signal ? `, signal ${t.signal}` : ""})`;

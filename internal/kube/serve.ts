@@ -117,6 +117,7 @@ async function openPodEngine(options: ServeOptions, hostIP: string, objects: Pod
     aptSources: options.aptSources,
     objects,
     origin: "serve",
+    runProbes: "all",
     reserved: options.reserved ?? [],
     ...(options.podMaxPids ? { podMaxPids: options.podMaxPids } : {}),
     keepReconnecting: true,

@@ -22,7 +22,7 @@ import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../s
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
 import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
-import { podStatus, terminatedFromUnit } from "./status.ts";
+import { containerStateOfUnit, podStatus, terminatedFromRecordedExit, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
 import { containerCgroup, nodeSliceCgroup, planPodSlice, podHasLimits, qosSliceWeights } from "./resources.ts";
@@ -33,6 +33,13 @@ import { knownGroupIds } from "../host/groups.ts";
 import { dateFromMicros } from "./timestamps.ts";
 import { unenforcedLimits } from "./enforcement.ts";
 import { VKS_SLICE, VKS_SLICE_GLOB, qosSliceName } from "../unit/slice.ts";
+import { ProbeManager, type ContainerRun } from "./probes/manager.ts";
+import type { ExecRunner } from "./probes/handlers.ts";
+import { hookHandler, runHook } from "./probes/hooks.ts";
+import { probeResultsFile, readProbeResults, writeProbeResults } from "./probes/results-file.ts";
+import type { ProbeHost, ProbeStatus } from "./probes/manager.ts";
+import type { ProbeKind } from "./probes/spec.ts";
+import { forgetBackOff, installRestartBackOffScript, podBackOffDirectory, readBackOffEntry, readRecordedExit, removePodBackOff, restartBackOffScript, type RestartBackOffPaths } from "./restart-backoff.ts";
 import type { ServiceAccountToken } from "./objects.ts";
 import { VolumeSetupError, type VolumeSetupOptions, createSubPathDirectories, podHasVolumeData, podVolumeDirectory, preparePodVolumes, refreshPodVolumes, removePodVolumes } from "./volume-data.ts";
 
@@ -65,6 +72,11 @@ export interface PodEngineOptions {
    * been unreachable for 30 s, so a one-shot command never hangs.
    */
   keepReconnecting?: boolean;
+  /**
+   * Whether this process probes its pods' containers (serve, and pod up in the foreground): a process that
+   * only lists or stops pods, or returns at once (pod up -d), leaves probing to the one that runs them.
+   */
+  runProbes?: "all" | "driving";
 }
 
 /**
@@ -98,6 +110,8 @@ interface TrackedPod {
   /** The last termination of each container, kept because systemd forgets it when the unit restarts. */
   lastTerminated: Record<string, V1ContainerStateTerminated>;
   units: Record<string, UnitState | undefined>;
+  /** The back-off (seconds) a restarting container waits, from its unit's restart gate (restart-backoff.ts). */
+  backOff: Record<string, number>;
   /** Each container's resolved image ID, known once its image was resolved in this process. */
   imageIDs: Record<string, string>;
   /**
@@ -124,9 +138,12 @@ interface TrackedPod {
   oomChecked?: Set<string>;
   /** The pod's slice was made (or updated) by this process: later init steps need not again. */
   sliceStarted?: boolean;
+  /** Being deleted: no more probes (a liveness kill must not race the pod's own stop). */
+  deleting?: boolean;
 }
 
 const SIGKILL = 9;
+const SIGTERM = 15;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games";
 
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
@@ -146,6 +163,9 @@ export class PodEngine implements PodProvider {
   private healthProblem: string | undefined;
   /** The periodic volume sync; unref'd, so it never keeps a `pod up` process alive. */
   private volumeResync: ReturnType<typeof setInterval> | undefined;
+  /** The prober (probes/), when this process runs probes. */
+  private readonly probes: ProbeManager | undefined;
+  private readonly probeWrites = new Map<string, Promise<void>>();
 
   private constructor(
     readonly systemd: SystemdManager,
@@ -153,12 +173,15 @@ export class PodEngine implements PodProvider {
     private readonly images: ImageResolver,
     readonly stateDir: string,
     private readonly options: PodEngineOptions & { hostIP: string },
-  ) {}
+  ) {
+    this.probes = options.runProbes !== undefined ? new ProbeManager(this.probeHost()) : undefined;
+  }
 
   static async open(options: PodEngineOptions): Promise<PodEngine> {
     const stateDir = options.stateDir ?? stateDirFor(options.scope);
     const systemd = await SystemdManager.connect({ scope: options.scope, ...(options.keepReconnecting ? { outageLimitMs: Infinity } : {}) });
     const records = new PodRecordStore(stateDir);
+    await installRestartBackOffScript(stateDir);
     const images = new ImageResolver({ stateDir, aptSources: options.aptSources ?? {}, onProgress: options.onProgress });
     const engine = new PodEngine(systemd, records, images, stateDir, {
       ...options,
@@ -176,6 +199,7 @@ export class PodEngine implements PodProvider {
 
   async close(): Promise<void> {
     clearInterval(this.volumeResync);
+    this.probes?.close();
     await this.systemd.close();
   }
 
@@ -293,7 +317,7 @@ export class PodEngine implements PodProvider {
         this.emitEvent(pod, { type: "Warning", reason: "InvalidEnvironmentVariableNames", message, container: skipped.container });
         this.options.onProgress?.(`warning: ${describePod(pod)} container ${skipped.container}: ${message}`);
       }
-      plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid) });
+      plans = planPod({ pod, images, executables: resolveExecutables(pod, images, envInput.envObjects), logs, hostIP: this.options.hostIP, ...envInput, volumeDirectory: podVolumeDirectory(this.stateDir, uid), restartBackOff: this.backOffPaths(uid) });
       checkSandboxPrivileges(pod, plans);
       this.resolveGroups(pod, plans);
     } catch (err) {
@@ -325,6 +349,7 @@ export class PodEngine implements PodProvider {
       if (logs.mode === "file") await rm(logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, uid)).catch(() => undefined);
+      await removePodBackOff(podBackOffDirectory(this.stateDir, uid));
       this.untrack(tracked);
       if (output && err instanceof VksError) {
         throw new VksError(`${err.message}\n${output}`, { hint: err.hint, exitCode: err.exitCode, cause: err });
@@ -389,6 +414,7 @@ export class PodEngine implements PodProvider {
       hostIP: this.options.hostIP,
       ...envInput,
       volumeDirectory: podVolumeDirectory(this.stateDir, tracked.record.uid),
+      restartBackOff: this.backOffPaths(tracked.record.uid),
     });
     this.resolveGroups(pod, tracked.plans);
     return tracked.plans;
@@ -474,6 +500,8 @@ export class PodEngine implements PodProvider {
           message: `Created container ${plan.containerName} as ${plan.unitName}`,
           container: plan.containerName,
         });
+        // A new unit is a new container: it starts without an old one's back-off (a reboot, a lost unit).
+        await forgetBackOff(podBackOffDirectory(this.stateDir, tracked.record.uid), plan.containerName);
         await this.startUnit(tracked.record.restoreAtBoot ? { ...plan, properties: { ...plan.properties, before: [RESTORE_UNIT] } } : plan);
         delete tracked.waiting[plan.containerName];
         this.emitEvent(pod, { type: "Normal", reason: "Started", message: `Started container ${plan.containerName}`, container: plan.containerName });
@@ -600,6 +628,8 @@ export class PodEngine implements PodProvider {
       if (!tracked) return;
       // A delete for an older pod of the same name must not touch the newer one.
       if (pod.metadata?.uid && pod.metadata.uid !== tracked.record.uid) return;
+      tracked.deleting = true;
+      this.probes?.forget(keyOf(namespace, name));
       for (const unit of tracked.record.units) {
         this.emitEvent(tracked.record.manifest, { type: "Normal", reason: "Killing", message: `Stopping container ${unit.container}`, container: unit.container });
       }
@@ -615,7 +645,7 @@ export class PodEngine implements PodProvider {
             }, grace * 1000)
           : undefined;
       try {
-        await this.removePodUnits(tracked);
+        await this.removePodUnits(tracked, grace);
       } finally {
         clearTimeout(killer);
       }
@@ -625,6 +655,8 @@ export class PodEngine implements PodProvider {
       if (tracked.record.logs.mode === "file") await rm(tracked.record.logs.directory, { recursive: true, force: true });
       await rm(podSecretEnvDirectory(this.stateDir, tracked.record.uid), { recursive: true, force: true });
       await removePodVolumes(podVolumeDirectory(this.stateDir, tracked.record.uid));
+      await removePodBackOff(podBackOffDirectory(this.stateDir, tracked.record.uid));
+      await rm(probeResultsFile(this.stateDir, tracked.record.uid), { force: true });
       this.untrack(tracked);
       await this.updateSharedSlices().catch(() => undefined);
     });
@@ -634,14 +666,60 @@ export class PodEngine implements PodProvider {
    * Stops the pod's units as the kubelet ends a pod: app containers (and finished init containers)
    * first, then its sidecars one by one, last first, so a sidecar outlives what depends on it.
    */
-  private async removePodUnits(tracked: TrackedPod): Promise<void> {
+  private async removePodUnits(tracked: TrackedPod, graceSeconds?: number): Promise<void> {
     const sidecarNames = sidecars(tracked.record.manifest).map((container) => container.name);
     const isSidecar = (container: string) => sidecarNames.includes(container);
-    const stop = (unitName: string) => this.retrying(() => this.systemd.stopUnit(unitName));
-    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => stop(unit.unitName)));
-    for (const container of [...sidecarNames].reverse()) {
-      const unit = tracked.record.units.find((candidate) => candidate.container === container);
-      if (unit !== undefined) await stop(unit.unitName);
+    const grace = graceSeconds ?? podGraceSeconds(tracked.record.manifest);
+    await Promise.all(tracked.record.units.filter((unit) => !isSidecar(unit.container)).map((unit) => this.killContainer(tracked, unit.container, grace, "stop")));
+    for (const container of [...sidecarNames].reverse()) await this.killContainer(tracked, container, grace, "stop");
+  }
+
+  /**
+   * The kubelet's killContainer: the preStop hook first (bounded by the grace period, which it uses up),
+   * then SIGTERM (systemd's stop, or a signal when the unit is to restart the container itself), and
+   * SIGKILL once what is left of the grace period (at least 2 s) is over.
+   */
+  private async killContainer(tracked: TrackedPod, container: string, graceSeconds: number, how: "stop" | "signal"): Promise<void> {
+    const unit = tracked.record.units.find((candidate) => candidate.container === container);
+    if (unit === undefined) return;
+    const pod = tracked.record.manifest;
+    const spec = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((candidate) => candidate.name === container);
+    const began = performance.now();
+    const preStop = spec === undefined ? undefined : hookHandler(spec, "preStop");
+    // Read only when it matters: a preStop runs in a live container, and a signal must hit the same run.
+    const state = preStop !== undefined || how === "signal" ? await this.systemd.getUnitState(unit.unitName).catch(() => undefined) : undefined;
+    const runPreStop = preStop !== undefined && state !== undefined && state.mainPID > 0 && state.activeState !== "deactivating";
+    if (runPreStop) {
+      const failure = await runHook(preStop, pod, container, {
+        podIP: this.options.hostIP,
+        exec: (command, timeoutMs) => this.execForProbe(pod, container, command, timeoutMs),
+        timeoutMs: graceSeconds * 1000,
+      }).catch((err: unknown) => (err instanceof ContainerNotRunningError ? undefined : errorMessage(err)));
+      if (failure !== undefined) {
+        this.emitEvent(pod, { type: "Warning", reason: "FailedPreStopHook", message: failure, container });
+      }
+    }
+    const remaining = Math.max(graceSeconds - (performance.now() - began) / 1000, MINIMUM_GRACE_PERIOD_SECONDS);
+    const instance = state?.execMainStartTimestamp;
+    const killLater = (seconds: number) =>
+      setTimeout(() => {
+        void this.systemd
+          .getUnitState(unit.unitName)
+          .then((now) => (now !== undefined && now.mainPID > 0 && now.execMainStartTimestamp === instance ? this.systemd.killUnit(unit.unitName, SIGKILL) : undefined))
+          .catch(() => undefined);
+      }, seconds * 1000);
+    if (how === "signal") {
+      await this.systemd.killUnit(unit.unitName, SIGTERM);
+      killLater(remaining).unref();
+      return;
+    }
+    // The unit's own TimeoutStopSec is the pod's grace period; a preStop that used part of it shortens it.
+    const killer = runPreStop && remaining < podGraceSeconds(pod) ? killLater(remaining) : undefined;
+    try {
+      // Retried through a systemd outage, as every stop of a pod's units is.
+      await this.retrying(() => this.systemd.stopUnit(unit.unitName));
+    } finally {
+      clearTimeout(killer);
     }
   }
 
@@ -706,7 +784,7 @@ export class PodEngine implements PodProvider {
     const stateByUnit = new Map(states.map((state) => [state.name, state]));
     for (const tracked of pods) {
       for (const unit of tracked.record.units) tracked.units[unit.container] = stateByUnit.get(unit.unitName);
-      this.rememberExits(tracked);
+      this.unitsObserved(tracked);
     }
     await Promise.all([...this.oomChecks]);
     return pods.map((tracked) => this.podWithStatus(tracked));
@@ -930,7 +1008,7 @@ export class PodEngine implements PodProvider {
 
   private track(record: PodRecord): TrackedPod {
     const key = keyOf(record.namespace, record.name);
-    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, imageIDs: {}, stoppedSidecars: new Set<string>(), driving: false };
+    const tracked = this.tracked.get(key) ?? { record, waiting: {}, lastTerminated: {}, units: {}, backOff: {}, imageIDs: {}, stoppedSidecars: new Set<string>(), driving: false };
     tracked.record = record;
     if (record.failure !== undefined) tracked.failure = record.failure;
     this.tracked.set(key, tracked);
@@ -940,6 +1018,7 @@ export class PodEngine implements PodProvider {
 
   private untrack(tracked: TrackedPod): void {
     const key = keyOf(tracked.record.namespace, tracked.record.name);
+    if (this.tracked.get(key) === tracked) this.probes?.forget(key);
     if (this.tracked.get(key) === tracked) this.tracked.delete(key);
     for (const unit of tracked.record.units) this.podByUnit.delete(unit.unitName);
   }
@@ -947,7 +1026,7 @@ export class PodEngine implements PodProvider {
   private async refreshUnits(tracked: TrackedPod): Promise<void> {
     const states = await Promise.all(tracked.record.units.map((unit) => this.retrying(() => this.systemd.getUnitState(unit.unitName))));
     tracked.record.units.forEach((unit, i) => (tracked.units[unit.container] = states[i]));
-    this.rememberExits(tracked);
+    this.unitsObserved(tracked);
   }
 
   private onUnitChanged(state: UnitState): void {
@@ -957,12 +1036,15 @@ export class PodEngine implements PodProvider {
     if (!tracked || !unit) return;
     const previous = tracked.units[unit.container];
     tracked.units[unit.container] = state;
-    this.rememberExits(tracked);
-    if (previous && state.nRestarts > previous.nRestarts) {
-      this.emitEvent(tracked.record.manifest, {
+    this.unitsObserved(tracked);
+    // The unit's restart gate starts waiting out the back-off: the kubelet's BackOff event.
+    const backOff = tracked.backOff[unit.container];
+    if (inBackOffWait(state) && !(previous !== undefined && inBackOffWait(previous)) && backOff !== undefined && backOff > 0) {
+      const pod = tracked.record.manifest;
+      this.emitEvent(pod, {
         type: "Warning",
         reason: "BackOff",
-        message: `Back-off restarting failed container ${unit.container}`,
+        message: `Back-off restarting failed container ${unit.container} in pod ${pod.metadata?.name ?? ""}_${tracked.record.namespace}(${tracked.record.uid})`,
         container: unit.container,
       });
     }
@@ -987,12 +1069,102 @@ export class PodEngine implements PodProvider {
     }
   }
 
+  /** After any read of the pod's units: what status needs remembered, and the prober told. */
+  private unitsObserved(tracked: TrackedPod): void {
+    this.rememberExits(tracked);
+    if (this.probes === undefined || tracked.deleting === true) return;
+    // pod up probes the pods it runs; serve every pod of the node, adopted ones too.
+    if (this.options.runProbes === "driving" && !tracked.driving) return;
+    const pod = tracked.record.manifest;
+    const runs: Record<string, ContainerRun | undefined> = {};
+    for (const [container, unit] of Object.entries(tracked.units)) {
+      if (unit === undefined) continue;
+      const running = containerStateOfUnit(unit, pod, container).running !== undefined && unit.mainPID > 0;
+      runs[container] = { running, instance: runInstance(unit), startedAt: Number(unit.execMainStartTimestamp / 1000n) };
+    }
+    this.probes.sync(keyOf(tracked.record.namespace, tracked.record.name), pod, runs);
+  }
+
+  /** What the prober uses of the engine: exec, status and event delivery, and the liveness kill. */
+  private probeHost(): ProbeHost {
+    return {
+      podIP: this.options.hostIP,
+      exec: (pod: V1Pod, container: string): ExecRunner => (command, timeoutMs) => this.execForProbe(pod, container, command, timeoutMs),
+      changed: (pod: V1Pod) => {
+        const tracked = this.tracked.get(keyOf(podKey(pod).namespace, podKey(pod).name));
+        if (tracked !== undefined) this.emitPod(tracked);
+      },
+      event: (pod: V1Pod, event: PodEvent) => this.emitEvent(pod, event),
+      persist: (pod: V1Pod, status: Record<string, ProbeStatus> | undefined) => {
+        // One write at a time per pod, in order: the file always ends with the latest results.
+        const path = probeResultsFile(this.stateDir, pod.metadata?.uid ?? "");
+        const previous = this.probeWrites.get(path) ?? Promise.resolve();
+        const next = previous.then(() => writeProbeResults(path, status)).catch(() => undefined);
+        this.probeWrites.set(path, next);
+        void next.then(() => {
+          if (this.probeWrites.get(path) === next) this.probeWrites.delete(path);
+        });
+      },
+      kill: (pod: V1Pod, container: string, kind: ProbeKind | "postStart", graceSeconds: number | undefined) => this.killForProbe(pod, container, kind, graceSeconds),
+    };
+  }
+
+  /** An exec probe: the command in the container's context (as kubectl exec), its output, killed at the timeout. */
+  private async execForProbe(pod: V1Pod, container: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string; timedOut: boolean }> {
+    const { namespace, name } = podKey(pod);
+    const process = await this.exec(namespace, name, container, { command, stdin: false, tty: false });
+    process.closeStdin();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      process.kill();
+    }, timeoutMs);
+    const chunks: Uint8Array[] = [];
+    const collect = async (stream: AsyncIterable<Uint8Array> | undefined) => {
+      if (stream === undefined) return;
+      for await (const chunk of stream) chunks.push(chunk);
+    };
+    try {
+      const [, , exited] = await Promise.all([collect(process.stdout), collect(process.stderr), process.exited]);
+      return { exitCode: exited.exitCode, output: Buffer.concat(chunks).toString("utf8"), timedOut };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The kubelet's kill after a failed liveness or startup probe: event Killing, SIGTERM to the container,
+   * SIGKILL once the grace period (the probe's own, else the pod's) is over; the unit's Restart= then
+   * restarts it per the pod's policy (through the restart back-off).
+   */
+  private async killForProbe(pod: V1Pod, container: string, kind: ProbeKind | "postStart", graceSeconds: number | undefined): Promise<void> {
+    const tracked = this.tracked.get(keyOf(podKey(pod).namespace, podKey(pod).name));
+    const unit = tracked?.record.units.find((candidate) => candidate.container === container);
+    if (tracked === undefined || unit === undefined) return;
+    const restart = (pod.spec?.restartPolicy ?? "Always") !== "Never";
+    const message = kind === "postStart" ? "FailedPostStartHook" : `Container ${container} failed ${kind} probe${restart ? ", will be restarted" : ""}`;
+    this.emitEvent(pod, { type: "Normal", reason: "Killing", message, container });
+    const grace = Math.max(graceSeconds ?? podGraceSeconds(pod), MINIMUM_GRACE_PERIOD_SECONDS);
+    await this.killContainer(tracked, container, grace, "signal");
+  }
+
   /** systemd zeroes ExecMain* when a unit restarts; keep the last exit for lastState. */
   private rememberExits(tracked: TrackedPod): void {
     for (const [container, state] of Object.entries(tracked.units)) {
       if (state && state.execMainExitTimestamp !== 0n) {
         tracked.lastTerminated[container] = terminatedFromUnit(state);
         this.checkOomKill(tracked, container, state);
+      }
+      if (state !== undefined && state.execMainExitTimestamp === 0n && tracked.lastTerminated[container] === undefined && state.nRestarts > 0) {
+        // Restarted before this process saw it exit (pod up -d, a restarted vks): what the unit recorded.
+        const recorded = readRecordedExit(podBackOffDirectory(this.stateDir, tracked.record.uid), container);
+        const terminated = recorded === undefined ? undefined : terminatedFromRecordedExit(recorded, state.name);
+        if (terminated !== undefined) tracked.lastTerminated[container] = terminated;
+      }
+      // How long a restarting container waits, for its CrashLoopBackOff message: its gate's entry.
+      if (state !== undefined && (state.subState === "auto-restart" || inBackOffWait(state))) {
+        const entry = readBackOffEntry(podBackOffDirectory(this.stateDir, tracked.record.uid), container);
+        if (entry !== undefined) tracked.backOff[container] = entry.backOffSeconds;
       }
     }
   }
@@ -1029,6 +1201,10 @@ export class PodEngine implements PodProvider {
     this.oomChecks.add(check);
   }
 
+  private backOffPaths(uid: string): RestartBackOffPaths {
+    return { script: restartBackOffScript(this.stateDir), directory: podBackOffDirectory(this.stateDir, uid) };
+  }
+
   private podWithStatus(tracked: TrackedPod): V1Pod {
     const status = podStatus({
       pod: tracked.record.manifest,
@@ -1039,6 +1215,8 @@ export class PodEngine implements PodProvider {
       startTime: new Date(tracked.record.createdAt),
       imageIDs: tracked.imageIDs,
       restartsBefore: Object.fromEntries(Object.entries(tracked.record.restarts ?? {}).map(([container, counts]) => [container, counts.before])),
+      backOff: tracked.backOff,
+      ...this.probeResults(tracked),
     });
     if (tracked.oomExits !== undefined) markOomKilled(status, tracked.oomExits);
     if (tracked.failure !== undefined) return { ...tracked.record.manifest, status: failedPodStatus(status, tracked.failure, tracked.lastTerminated) };
@@ -1160,6 +1338,17 @@ export class PodEngine implements PodProvider {
     }).catch((err: unknown) => this.options.onProgress?.(`${describePod(tracked.record.manifest)}: ${errorMessage(err)}`));
   }
 
+  /** Probe results for status: this process's prober's, or those of the process that probes the pod. */
+  private probeResults(tracked: TrackedPod): { probes?: Record<string, ProbeStatus> } {
+    const own = this.probes?.statusOf(keyOf(tracked.record.namespace, tracked.record.name));
+    if (own !== undefined) return { probes: own };
+    const pod = tracked.record.manifest;
+    if (![...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.livenessProbe != null || c.readinessProbe != null || c.startupProbe != null || c.lifecycle?.postStart != null)) return {};
+    const instances = Object.fromEntries(Object.entries(tracked.units).map(([container, unit]) => [container, unit === undefined ? undefined : runInstance(unit)]));
+    const shared = readProbeResults(probeResultsFile(this.stateDir, tracked.record.uid), instances);
+    return shared === undefined ? {} : { probes: shared };
+  }
+
   private emitPod(tracked: TrackedPod): void {
     if (this.podListeners.length === 0) return;
     const pod = this.podWithStatus(tracked);
@@ -1187,6 +1376,11 @@ export class PodEngine implements PodProvider {
       if (this.podLocks.get(key) === current) this.podLocks.delete(key);
     }
   }
+}
+
+/** The pod's terminationGracePeriodSeconds as its units have it (TimeoutStopSec): at least 2 s. */
+function podGraceSeconds(pod: V1Pod): number {
+  return Math.max(pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS);
 }
 
 function podKey(pod: V1Pod): PodKey {
@@ -1230,6 +1424,16 @@ async function lastLogLines(directory: string, plans: UnitPlan[], lines = 10): P
     if (tail.length > 0) parts.push(`output of ${plan.containerName}:\n${tail.map((line) => `  | ${line}`).join("\n")}`);
   }
   return parts.join("\n");
+}
+
+/** One run of a container: its unit's main process, which a restart replaces. */
+function runInstance(unit: UnitState): string {
+  return `${unit.execMainStartTimestamp}/${unit.mainPID}`;
+}
+
+/** A unit restarted by systemd whose ExecStartPre (the restart gate first) runs: waiting out its back-off. */
+function inBackOffWait(state: UnitState): boolean {
+  return state.activeState === "activating" && state.subState === "start-pre" && state.nRestarts > 0;
 }
 
 /** systemd reports its own failures to set up a process (EXIT_CHDIR … EXIT_*) as exit statuses 200-243. */

@@ -29,7 +29,7 @@ export function nextInitStep(pod: V1Pod, units: Units): InitStep {
     if (unit === undefined) return { kind: "start", containers: [container.name] };
     const state = containerStateOfUnit(unit, pod, container.name);
     if (isRestartableInitContainer(container)) {
-      // The next one starts once the sidecar runs (vks runs no startup probes).
+      // The next one starts once the sidecar runs (a sidecar's startup probe does not gate it).
       if (state.running !== undefined) continue;
       return { kind: "wait" };
     }

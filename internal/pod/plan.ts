@@ -15,6 +15,7 @@ import { EnvSourceError, type EnvObjects } from "./env-sources.ts";
 import type { Allocatable } from "./resource-field.ts";
 import { expandReferences } from "./expand.ts";
 import { launchCommands } from "./launcher.ts";
+import { BACKOFF_START_TIMEOUT_USEC, exitRecorderCommand, restartGateCommand, type RestartBackOffPaths } from "./restart-backoff.ts";
 import { containerBinds } from "./volumes.ts";
 import { containerCgroup, containerOomScoreAdjust, planPodSlice } from "./resources.ts";
 import { sandboxProperties } from "./security.ts";
@@ -55,6 +56,11 @@ export interface PlanInput {
    * when a container has an env value from a Secret.
    */
   secretEnvDirectory?: string;
+  /**
+   * The restart back-off gate's script and the pod's entry directory (restart-backoff.ts). Absent: units
+   * restart after RestartSec alone (systemd's fixed delay).
+   */
+  restartBackOff?: RestartBackOffPaths;
 }
 
 const MICROS_PER_SECOND = 1_000_000n;
@@ -66,11 +72,10 @@ export const DEFAULT_GRACE_PERIOD_SECONDS = 30;
  */
 export const MINIMUM_GRACE_PERIOD_SECONDS = 2;
 /**
- * The kubelet backs off 10s, 20s, … up to 5 minutes between restarts. systemd 252 (Debian 12) has a single
- * fixed RestartSec (RestartSteps= arrived in 254), so vks picks a short one: a container that fails on a
- * transient problem comes back quickly, and one second is still ten times systemd's 100ms default, so a
- * container that fails instantly costs little. The start rate limit is disabled (startLimitIntervalUSec
- * 0): with it, systemd would give up on a crash-looping container for good, which the kubelet never does.
+ * systemd's own wait before a restart. The kubelet's back-off (10 s doubling to 5 minutes) is the unit's
+ * restart gate on top of it (restart-backoff.ts), which counts this second as part of the wait. The start
+ * rate limit is disabled (startLimitIntervalUSec 0): with it, systemd would give up on a crash-looping
+ * container for good, which the kubelet never does.
  */
 export const RESTART_DELAY_USEC = 1n * MICROS_PER_SECOND;
 
@@ -335,6 +340,8 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     (variable) => (env.some((entry) => entry.name === variable) ? `${containerPath}.env` : `the environment of image "${image.reference}"`),
   );
 
+  // The kubelet's growing back-off between restarts, kept by the unit itself (restart-backoff.ts).
+  const gate = restart !== "no" && input.restartBackOff !== undefined ? restartGateCommand(input.restartBackOff, container.name, Number(RESTART_DELAY_USEC / MICROS_PER_SECOND)) : undefined;
   const binds = containerBinds(pod, container, containerPath, env, input.volumeDirectory);
   const runAs = identity(pod, container, containerPath, image);
   const cgroup = containerCgroup(pod, container);
@@ -347,7 +354,9 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     // exec with RemainAfterExit reports its exit just the same.
     type: initOrder === undefined ? serviceType(image, restart) : serviceType(image, "always"),
     execStart: commands.execStart,
-    execStartPre: commands.execStartPre,
+    execStartPre: gate === undefined ? commands.execStartPre : [gate, ...commands.execStartPre],
+    // systemd clears a restarted unit's ExecMain*: the recorded exit is its lastState for any vks process.
+    ...(gate === undefined || input.restartBackOff === undefined ? {} : { execStopPost: [exitRecorderCommand(input.restartBackOff, container.name)] }),
     environment: commands.environment,
     // The secret file comes last, so that the container's own values win over the image's files.
     environmentFiles: secretFile === undefined ? image.environmentFiles : [...image.environmentFiles, { path: secretFile, optional: false }],
@@ -361,6 +370,7 @@ function planContainer(input: PlanInput, { container, path: containerPath, initO
     killSignal: 15,
     sendSIGKILL: true,
     timeoutStopUSec: BigInt(graceSeconds) * MICROS_PER_SECOND,
+    ...(gate === undefined ? {} : { timeoutStartUSec: BACKOFF_START_TIMEOUT_USEC }),
     ...(logFile === undefined ? { syslogIdentifier: unitName } : { standardOutputFile: logFile, standardErrorFile: logFile }),
     logExtraFields: [`VKS_NAMESPACE=${namespace}`, `VKS_POD=${name}`, `VKS_POD_UID=${uid}`, `VKS_CONTAINER=${container.name}`],
     ...(binds.bindPaths.length === 0 ? {} : { bindPaths: binds.bindPaths }),

@@ -12,6 +12,7 @@ import type {
   V1PodCondition,
   V1PodStatus,
 } from "@kubernetes/client-node";
+import { constants as osConstants } from "node:os";
 import { ExitKind, type UnitState } from "../systemd/types.ts";
 import { unitNameFor } from "../unit/name.ts";
 import { podQOSClass } from "./qos.ts";
@@ -38,6 +39,14 @@ export interface PodStatusInput {
   imageIDs?: Record<string, string>;
   /** Each container's restarts before its current unit (a reboot took the earlier one), added to NRestarts. */
   restartsBefore?: Record<string, number>;
+  /** The back-off (seconds) each restarting container waits, from its unit's restart gate. */
+  backOff?: Record<string, number>;
+  /**
+   * Probe results of the containers this process probes (probes/manager.ts): readiness sets `ready`, a
+   * startup probe `started`. Absent (no probes, or a process that does not run them): a running
+   * container counts as started and ready.
+   */
+  probes?: Record<string, { ready?: boolean; started?: boolean; postStartPending?: boolean }>;
 }
 
 /** Exit code of a container killed by signal N: 128 + N, the shell convention the kubelet reports. */
@@ -125,22 +134,54 @@ export function terminatedFromUnit(unit: UnitState): V1ContainerStateTerminated 
   }
 }
 
-function crashLoopMessage(pod: V1Pod, container: string): string {
+/** The kubelet's message: "back-off 40s restarting failed container=c pod=name_ns(uid)". */
+/**
+ * A termination the unit's ExecStopPost recorded (restart-backoff.ts), for a restarted unit whose
+ * ExecMain* systemd has already cleared: $EXIT_CODE exited/killed/dumped, $EXIT_STATUS a number or a
+ * signal name, $SERVICE_RESULT.
+ */
+export function terminatedFromRecordedExit(
+  recorded: { code: string; status: string; result: string; startedMicros: bigint; finishedMicros: bigint },
+  unitName: string,
+): V1ContainerStateTerminated | undefined {
+  const containerID = containerIDOf(unitName);
+  const oomKilled = recorded.result === "oom-kill";
+  const dates = { ...(recorded.startedMicros > 0n ? { startedAt: dateFromMicros(recorded.startedMicros) } : {}), finishedAt: dateFromMicros(recorded.finishedMicros) };
+  if (recorded.code === "exited") {
+    const exitCode = Number(recorded.status);
+    if (!Number.isInteger(exitCode)) return undefined;
+    return { exitCode, reason: oomKilled ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error", containerID, ...dates };
+  }
+  if (recorded.code === "killed" || recorded.code === "dumped") {
+    const signal = (osConstants.signals as Record<string, number | undefined>)[`SIG${recorded.status}`] ?? Number(recorded.status);
+    if (!Number.isInteger(signal)) return undefined;
+    return { exitCode: SIGNAL_EXIT_BASE + signal, signal, reason: oomKilled ? "OOMKilled" : "Error", containerID, ...dates };
+  }
+  return undefined;
+}
+
+function crashLoopMessage(pod: V1Pod, container: string, backOffSeconds: number | undefined): string {
   const namespace = pod.metadata?.namespace || "default";
-  return `back-off restarting failed container=${container} pod=${pod.metadata?.name ?? ""}_${namespace}(${pod.metadata?.uid ?? ""})`;
+  const wait = backOffSeconds === undefined || backOffSeconds <= 0 ? "" : ` ${backOffSeconds}s`;
+  return `back-off${wait} restarting failed container=${container} pod=${pod.metadata?.name ?? ""}_${namespace}(${pod.metadata?.uid ?? ""})`;
 }
 
 /** The container's state from its unit. */
-function observeUnit(unit: UnitState, pod: V1Pod, container: string): ObservedContainer {
+function observeUnit(unit: UnitState, pod: V1Pod, container: string, backOffSeconds?: number): ObservedContainer {
   const startedAt = dateFromMicros(unit.execMainStartTimestamp) ?? dateFromMicros(unit.activeEnterTimestamp);
   const running: ObservedContainer = { state: { running: startedAt === undefined ? {} : { startedAt } }, ready: true };
   // systemd waits RestartSec in "activating (auto-restart)" before starting the process again.
   if (unit.subState === "auto-restart") {
     return {
-      state: { waiting: { reason: "CrashLoopBackOff", message: crashLoopMessage(pod, container) } },
+      state: { waiting: { reason: "CrashLoopBackOff", message: crashLoopMessage(pod, container, backOffSeconds) } },
       ready: false,
       lastTerminated: terminatedFromUnit(unit),
     };
+  }
+  // Restarted by systemd and in ExecStartPre, whose first command (the restart gate) waits out the
+  // kubelet's back-off. systemd cleared ExecMain* for the new run: the engine remembers the last exit.
+  if (unit.activeState === "activating" && unit.subState === "start-pre" && unit.nRestarts > 0) {
+    return { state: { waiting: { reason: "CrashLoopBackOff", message: crashLoopMessage(pod, container, backOffSeconds) } }, ready: false };
   }
   switch (unit.activeState) {
     case "active":
@@ -222,7 +263,7 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
   let containerID: string | undefined;
   let restartCount = input.restartsBefore?.[container.name] ?? 0;
   if (unit !== undefined && unit.loadState !== "not-found") {
-    observed = observeUnit(unit, pod, container.name);
+    observed = observeUnit(unit, pod, container.name, input.backOff?.[container.name]);
     containerID = containerIDOf(unit.name);
     restartCount += unit.nRestarts;
   } else {
@@ -258,14 +299,18 @@ function containerStatusOf(input: PodStatusInput, container: V1Container): V1Con
   const current = observed.state.terminated;
   const lastTerminated =
     observed.lastTerminated ?? (remembered !== undefined && (current === undefined || !sameTermination(current, remembered)) ? remembered : undefined);
+  const probed = input.probes?.[container.name];
+  // The kubelet reports a container whose postStart hook still runs as not running yet.
+  if (probed?.postStartPending === true && observed.state.running !== undefined) observed = { state: { waiting: { reason: "ContainerCreating" } }, ready: false };
   const running = observed.state.running !== undefined;
+  const started = running && probed?.started !== false;
   return {
     name: container.name,
     image: container.image ?? "",
     imageID: input.imageIDs?.[container.name] ?? "",
     ...(containerID === undefined ? {} : { containerID }),
-    ready: observed.ready && running,
-    started: running,
+    ready: observed.ready && started && (probed?.ready ?? true),
+    started,
     restartCount,
     state: observed.state,
     lastState: lastTerminated === undefined ? {} : { terminated: lastTerminated },

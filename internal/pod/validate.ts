@@ -14,6 +14,7 @@ import { checkEnvSources } from "./env-validate.ts";
 import { checkVolumeMounts, checkVolumes } from "./volumes.ts";
 import { checkResources } from "./resources.ts";
 import { checkSecurityFields } from "./security.ts";
+import { PROBE_FIELDS, checkLifecycle, checkProbe, type ProbeKind } from "./probes/spec.ts";
 
 export const RESTART_POLICIES = ["Always", "OnFailure", "Never"] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
@@ -181,6 +182,10 @@ function checkContainer(
   }
   checkSecurityContext(container.securityContext, `${path}.securityContext`, problems);
   checkResources(container.resources, `${path}.resources`, false, (field, message) => problems.add(field, message));
+  for (const [kind, field] of Object.entries(PROBE_FIELDS) as [ProbeKind, string][]) {
+    checkProbe(container[field], `${path}.${field}`, kind, container, (field, message) => problems.add(field, message));
+  }
+  checkLifecycle(container.lifecycle, `${path}.lifecycle`, container, (field, message) => problems.add(field, message));
 }
 
 /** Fields Kubernetes refuses on an init container that runs to completion (all of them fine on a sidecar). */
@@ -291,7 +296,6 @@ export function validatePod(pod: V1Pod, source: string): void {
   if (problems.length > 0) throw new ValidationError(source, problems);
 }
 
-const PROBES = ["livenessProbe", "readinessProbe", "startupProbe"] as const;
 const HOST_IDENTITY_FIELDS = ["hostname", "subdomain", "hostAliases", "dnsConfig"] as const;
 
 /**
@@ -307,15 +311,6 @@ export function podWarnings(pod: V1Pod): FieldProblem[] {
     ...(spec.containers ?? []).map((container, index) => ({ container, path: `spec.containers[${index}]` })),
   ];
   everyContainer.forEach(({ container, path }) => {
-    for (const probe of PROBES) {
-      if (container[probe] !== undefined) {
-        warnings.add(`${path}.${probe}`, "ignored: vks runs no probes; a running container counts as ready");
-      }
-    }
-    if (container.lifecycle?.postStart !== undefined) warnings.add(`${path}.lifecycle.postStart`, "ignored: vks runs no hooks");
-    if (container.lifecycle?.preStop !== undefined) {
-      warnings.add(`${path}.lifecycle.preStop`, "ignored: vks runs no hooks; the container gets SIGTERM directly");
-    }
     // Whether the manager can enforce cpu and memory is the engine's to say (it knows the manager).
     checkResources(container.resources, `${path}.resources`, false, () => undefined, (field, message) => warnings.add(field, message));
     if (container.stdin === true || container.tty === true) {

@@ -19,6 +19,12 @@ function execCommandTuple(command: ExecCommand): ExecCommandTuple {
   return [command.path, command.argv.map(escapeExecArgument), command.ignoreFailure];
 }
 
+/** One `(sasas)` entry: path, argv, flags ("ignore-failure", "privileged", …). */
+function execCommandExTuple(command: ExecCommand): [string, string[], string[]] {
+  const flags = [...(command.ignoreFailure ? ["ignore-failure"] : []), ...(command.privileged === true ? ["privileged"] : [])];
+  return [command.path, command.argv.map(escapeExecArgument), flags];
+}
+
 /** systemd reads 32-bit KillSignal as `i` and rejects signal numbers outside 1..64 itself. */
 /** MS_REC from <sys/mount.h>: the flag systemd's `(ssbt)` bind entries carry for a recursive bind. */
 const MS_REC = 16384n;
@@ -44,8 +50,14 @@ export function toDbusProperties(properties: ServiceProperties): DbusProperty[] 
     ["Type", new Variant("s", properties.type)],
     ["ExecStart", new Variant("a(sasb)", properties.execStart.map(execCommandTuple))],
   ];
-  if (properties.execStartPre.length > 0) {
+  if (properties.execStartPre.some((command) => command.privileged === true)) {
+    // Only the Ex form carries flags such as "privileged" (systemd >= 243).
+    list.push(["ExecStartPreEx", new Variant("a(sasas)", properties.execStartPre.map(execCommandExTuple))]);
+  } else if (properties.execStartPre.length > 0) {
     list.push(["ExecStartPre", new Variant("a(sasb)", properties.execStartPre.map(execCommandTuple))]);
+  }
+  if (properties.execStopPost !== undefined && properties.execStopPost.length > 0) {
+    list.push(["ExecStopPostEx", new Variant("a(sasas)", properties.execStopPost.map(execCommandExTuple))]);
   }
   if (properties.environment.length > 0) {
     list.push(["Environment", new Variant("as", properties.environment)]);
@@ -79,6 +91,9 @@ export function toDbusProperties(properties: ServiceProperties): DbusProperty[] 
     ["KillSignal", new Variant("i", signalNumber(properties.killSignal))],
     ["SendSIGKILL", new Variant("b", properties.sendSIGKILL)],
     ["TimeoutStopUSec", new Variant("t", nonNegativeMicroseconds("timeoutStopUSec", properties.timeoutStopUSec))],
+    ...(properties.timeoutStartUSec === undefined
+      ? []
+      : [["TimeoutStartUSec", new Variant("t", nonNegativeMicroseconds("timeoutStartUSec", properties.timeoutStartUSec))] satisfies DbusProperty]),
     outputProperty("StandardOutput", properties.standardOutputFile),
     outputProperty("StandardError", properties.standardErrorFile),
   );

@@ -12,6 +12,8 @@ export interface ExecCommand {
   path: string;
   argv: string[];
   ignoreFailure: boolean;
+  /** systemd's "+": run with full privileges, without User=, namespacing or sandboxing (ExecStartPreEx). */
+  privileged?: boolean;
 }
 
 export type ServiceRestart = "no" | "always" | "on-failure";
@@ -24,6 +26,8 @@ export interface ServiceProperties {
   /** Arguments are given exactly as the process must receive them: internal/systemd escapes `$` and `%`. */
   execStart: ExecCommand[];
   execStartPre: ExecCommand[];
+  /** Run after the main process ended (each run, before any restart); absent: none. */
+  execStopPost?: ExecCommand[];
   /** `NAME=value` entries, passed to the process unchanged (values may hold any byte but NUL). */
   environment: string[];
   environmentFiles: { path: string; optional: boolean }[];
@@ -40,6 +44,8 @@ export interface ServiceProperties {
   killSignal: number;
   sendSIGKILL: boolean;
   timeoutStopUSec: bigint;
+  /** TimeoutStartSec=; systemd's default (90 s) when absent. Each ExecStartPre is timed against it. */
+  timeoutStartUSec?: bigint;
   /** Output goes to the journal when absent, else appended to these files (the kubelet's log files). */
   standardOutputFile?: string;
   standardErrorFile?: string;

@@ -102,7 +102,9 @@ function runCase(name: string): { kind: "plan" | "error"; text: string; slices?:
       // Env sources as the engine passes them (env-file.ts podSecretEnvDirectory under the system state dir).
       const env = { envObjects, allocatable: ALLOCATABLE, secretEnvDirectory: `/var/lib/vks/secret-env/${pod.metadata.uid}` };
       if (declaresResources(pod)) slices.push(planPodSlice(pod, overrides.podMaxPids === undefined ? {} : { podMaxPids: overrides.podMaxPids }));
-      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory, memoryCapacityBytes: MEMORY_CAPACITY, ...env });
+      // The restart back-off gate as the engine passes it (restart-backoff.ts, under the system state dir).
+      const restartBackOff = { script: "/var/lib/vks/restart-backoff.sh", directory: `/var/lib/vks/backoff/${pod.metadata.uid}` };
+      return planPod({ pod, images, executables, logs: overrides.logs ?? { mode: "journal" }, hostIP: overrides.hostIP ?? HOST_IP, volumeDirectory, restartBackOff, memoryCapacityBytes: MEMORY_CAPACITY, ...env });
     });
     const sliceText = slices.length === 0 ? undefined : stableJSON(slices.length === 1 ? slices[0] : slices);
     return { kind: "plan", text: stableJSON(plans.length === 1 ? plans[0] : plans), ...(sliceText === undefined ? {} : { slices: sliceText }) };

@@ -1,6 +1,6 @@
 import type { V1ContainerStateTerminated, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { describe, expect, test } from "bun:test";
-import { podStatus, type PodStatusInput } from "../../internal/pod/status.ts";
+import { podStatus, terminatedFromRecordedExit, type PodStatusInput } from "../../internal/pod/status.ts";
 import { dateFromMicros } from "../../internal/pod/timestamps.ts";
 import { ExitKind, type UnitState } from "../../internal/systemd/types.ts";
 import { HOST_IP, UID, runningUnit, unitName } from "./fixtures.ts";
@@ -227,6 +227,29 @@ describe("podStatus: container states", () => {
     expect(containerState(result)?.lastState?.terminated?.reason).toBe("Error");
     expect(containerState(result)?.restartCount).toBe(3);
     expect(result.phase).toBe("Running");
+  });
+
+  test("a restarted unit in ExecStartPre waits out its back-off: CrashLoopBackOff with the gate's seconds", () => {
+    const waiting = unit("main", { activeState: "activating", subState: "start-pre", mainPID: 0, nRestarts: 2, execMainStartTimestamp: 0n });
+    const remembered: V1ContainerStateTerminated = { exitCode: 3, reason: "Error", containerID: `systemd://${unitName("main")}` };
+    const result = status({ pod: pod(["main"]), units: { main: waiting }, backOff: { main: 20 }, lastTerminated: { main: remembered } });
+    expect(containerState(result)?.state).toEqual({
+      waiting: { reason: "CrashLoopBackOff", message: `back-off 20s restarting failed container=main pod=web_default(${UID})` },
+    });
+    expect(containerState(result)?.lastState).toEqual({ terminated: remembered });
+    expect(containerState(result)?.restartCount).toBe(2);
+    expect(containerState(result)?.ready).toBe(false);
+    // The first start's ExecStartPre (package preparation) is not a back-off.
+    const first = status({ pod: pod(["main"]), units: { main: { ...waiting, nRestarts: 0 } } });
+    expect(containerState(first)?.state?.waiting?.reason).toBe("ContainerCreating");
+  });
+
+  test("a recorded exit (the unit's ExecStopPost) becomes a termination: exit codes, signals by name, OOM", () => {
+    const base = { startedMicros: 1_700_000_000_000_000n, finishedMicros: 1_700_000_001_500_000n };
+    expect(terminatedFromRecordedExit({ ...base, code: "exited", status: "3", result: "exit-code" }, unitName("main"))).toMatchObject({ exitCode: 3, reason: "Error" });
+    expect(terminatedFromRecordedExit({ ...base, code: "killed", status: "TERM", result: "signal" }, unitName("main"))).toMatchObject({ exitCode: 143, signal: 15, reason: "Error" });
+    expect(terminatedFromRecordedExit({ ...base, code: "killed", status: "KILL", result: "oom-kill" }, unitName("main"))).toMatchObject({ exitCode: 137, reason: "OOMKilled" });
+    expect(terminatedFromRecordedExit({ ...base, code: "none", status: "0", result: "unknown" }, unitName("main"))).toBeUndefined();
   });
 
   test("engine-known waiting reasons apply while there is no unit", () => {

@@ -267,8 +267,6 @@ describe("podWarnings", () => {
       },
     });
     expect(podWarnings(candidate).map((warning) => warning.path)).toEqual([
-      "spec.containers[0].readinessProbe",
-      "spec.containers[0].lifecycle.preStop",
       "spec.containers[0].resources.requests.ephemeral-storage",
       "spec.containers[0].env[1].name",
       "spec.hostname",

@@ -172,3 +172,19 @@ describe("toDbusProperties", () => {
     expect(plain.BindReadOnlyPaths).toBeUndefined();
   });
 });
+
+describe("privileged commands", () => {
+  test("a privileged ExecStartPre sends the whole list as ExecStartPreEx with flags; ExecStopPost always goes as Ex", () => {
+    const gate = { path: "/bin/sh", argv: ["/bin/sh", "/var/lib/vks/restart-backoff.sh", "/var/lib/vks/backoff/u/c", "1"], ignoreFailure: true, privileged: true };
+    const image = { path: "/usr/sbin/sshd", argv: ["sshd", "-t"], ignoreFailure: false };
+    const record = asRecord(toDbusProperties(minimal({ execStartPre: [gate, image], execStopPost: [gate], timeoutStartUSec: 390_000_000n })));
+    expect(record.ExecStartPre).toBeUndefined();
+    expect(record.ExecStartPreEx).toEqual(["a(sasas)", [[gate.path, gate.argv, ["ignore-failure", "privileged"]], [image.path, image.argv, []]]]);
+    expect(record.ExecStopPostEx).toEqual(["a(sasas)", [[gate.path, gate.argv, ["ignore-failure", "privileged"]]]]);
+    expect(record.TimeoutStartUSec).toEqual(["t", 390_000_000n]);
+    const plain = asRecord(toDbusProperties(minimal({ execStartPre: [image] })));
+    expect(plain.ExecStartPre).toEqual(["a(sasb)", [[image.path, image.argv, false]]]);
+    expect(plain.TimeoutStartUSec).toBeUndefined();
+  });
+});
+
