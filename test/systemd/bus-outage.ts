@@ -36,6 +36,24 @@ export function stopBus(): void {
 export function startBus(): void {
   resetStartLimit();
   systemctl("start", "dbus.socket", "dbus.service");
+  awaitSystemdOnBus();
+}
+
+/**
+ * systemd joins a restarted bus a moment after dbus.service runs; until then its name has no owner, and a
+ * test that connects in that moment (the next file in the same run) fails with NameHasNoOwner.
+ */
+function awaitSystemdOnBus(): void {
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline) {
+    const asked = Bun.spawnSync(
+      ["busctl", ...scopeFlag, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", "org.freedesktop.systemd1"],
+      { stdout: "pipe", stderr: "ignore" },
+    );
+    if (asked.stdout.toString().trim() === "b true") return;
+    Bun.sleepSync(25);
+  }
+  throw new Error("systemd did not return to the bus within 30 s of dbus.service starting again");
 }
 
 /**
