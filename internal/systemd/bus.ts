@@ -33,14 +33,8 @@ export const DEFAULT_MAX_CALLS_IN_FLIGHT = 16;
 /** Calls that queue a job: slow to answer under load, and never allowed to take every slot (limiter.ts). */
 const JOB_METHODS = new Set(["StartTransientUnit", "StartUnit", "StopUnit", "RestartUnit"]);
 
-export interface MethodCall {
-  destination: string;
-  path: string;
-  interface: string;
-  member: string;
-  signature?: string;
-  body?: unknown[];
-}
+import type { MethodCall } from "./wire.ts";
+export type { MethodCall };
 
 export interface MethodReply {
   body: unknown[];

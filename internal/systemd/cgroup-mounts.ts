@@ -27,6 +27,29 @@ function unescapeMountPath(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
+/** One line of /proc/self/mountinfo: the fields cgroup code needs, paths unescaped. */
+export interface MountInfoEntry {
+  fsType: string;
+  /** Super-block options: for cgroup v1 the controllers (and name=…) of the hierarchy. */
+  superOptions: string[];
+  root: string;
+  mountPoint: string;
+}
+
+/** The lines of a mountinfo text, in mount order; malformed lines are skipped. */
+export function* mountInfoEntries(mountinfo: string): Generator<MountInfoEntry> {
+  for (const line of mountinfo.split("\n")) {
+    const separator = line.indexOf(" - ");
+    if (separator < 0) continue;
+    const before = line.slice(0, separator).split(" ");
+    const [fsType = "", , superOptions = ""] = line.slice(separator + 3).split(" ");
+    const root = before[3];
+    const mountPoint = before[4];
+    if (root === undefined || mountPoint === undefined) continue;
+    yield { fsType, superOptions: superOptions.split(","), root: unescapeMountPath(root), mountPoint: unescapeMountPath(mountPoint) };
+  }
+}
+
 /**
  * The cgroup mounts visible to this process. Lines come in mount order, so a later mount on the same
  * path or a parent (a tmpfs over /sys/fs/cgroup, as in test/sandbox.sh) hides the earlier ones; a root
@@ -35,21 +58,13 @@ function unescapeMountPath(path: string): string {
 export function parseMountInfo(mountinfo: string): CgroupMounts {
   const mounts: CgroupMounts = {};
   const kinds = ["unified", "systemd", "memory"] as const;
-  for (const line of mountinfo.split("\n")) {
-    const separator = line.indexOf(" - ");
-    if (separator < 0) continue;
-    const before = line.slice(0, separator).split(" ");
-    const [fsType, , superOptions = ""] = line.slice(separator + 3).split(" ");
-    const root = before[3];
-    const mountPoint = before[4];
-    if (root === undefined || mountPoint === undefined) continue;
-    const mount = { mountPoint: unescapeMountPath(mountPoint), root: unescapeMountPath(root) };
+  for (const { fsType, superOptions: options, root, mountPoint } of mountInfoEntries(mountinfo)) {
+    const mount = { mountPoint, root };
     for (const kind of kinds) {
       const earlier = mounts[kind]?.mountPoint;
       if (earlier !== undefined && (earlier === mount.mountPoint || earlier.startsWith(`${mount.mountPoint.replace(/\/$/, "")}/`))) delete mounts[kind];
     }
     if (mount.root.startsWith("/..")) continue;
-    const options = superOptions.split(",");
     if (fsType === "cgroup2") mounts.unified = mount;
     else if (fsType === "cgroup" && options.includes("name=systemd")) mounts.systemd = mount;
     else if (fsType === "cgroup" && options.includes("memory")) mounts.memory = mount;

@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { mountInfoEntries } from "./cgroup-mounts.ts";
 import type { ManagerScope } from "./types.ts";
 
 /** The controllers pod limits need: MemoryMax, CPUQuota/CPUWeight, TasksMax. */
@@ -25,16 +26,9 @@ export interface ControllerView {
 
 export function parseControllerMounts(mountinfo: string): ControllerView {
   const view: ControllerView = { v1: new Set() };
-  for (const line of mountinfo.split("\n")) {
-    const separator = line.indexOf(" - ");
-    if (separator < 0) continue;
-    const before = line.slice(0, separator).split(" ");
-    const [fsType, , superOptions = ""] = line.slice(separator + 3).split(" ");
-    const root = before[3];
-    const mountPoint = before[4];
-    if (root === undefined || mountPoint === undefined) continue;
-    if (fsType === "cgroup2") view.unified = { mountPoint: mountPoint.replace(/\\040/g, " "), root };
-    else if (fsType === "cgroup") for (const option of superOptions.split(",")) if ((LIMIT_CONTROLLERS as readonly string[]).includes(option)) view.v1.add(option);
+  for (const { fsType, superOptions, root, mountPoint } of mountInfoEntries(mountinfo)) {
+    if (fsType === "cgroup2") view.unified = { mountPoint, root };
+    else if (fsType === "cgroup") for (const option of superOptions) if ((LIMIT_CONTROLLERS as readonly string[]).includes(option)) view.v1.add(option);
   }
   return view;
 }

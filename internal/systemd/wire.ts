@@ -14,7 +14,8 @@ const METHOD_CALL = 1;
 const PROTOCOL_VERSION = 1;
 const LITTLE_ENDIAN = 0x6c; // 'l'
 
-export interface EncodableCall {
+/** A method call as vks sends it (bus.ts), whether or not this encoder can take it. */
+export interface MethodCall {
   destination: string;
   path: string;
   interface: string;
@@ -33,7 +34,7 @@ const STRINGS_ONLY = /^s*$/;
 const MAX_NAME_LENGTH = 255;
 
 /** Whether `call` is one this module encodes: all-string arguments and names D-Bus accepts as they are. */
-function encodable(call: EncodableCall): call is EncodableCall & { body?: string[] } {
+function encodable(call: MethodCall): call is MethodCall & { body?: string[] } {
   const signature = call.signature ?? "";
   const body = call.body ?? [];
   if (!STRINGS_ONLY.test(signature) || body.length !== signature.length) return false;
@@ -97,7 +98,7 @@ const stringRoom = (value: string): number => Buffer.byteLength(value, "utf8") +
  * The wire bytes of a METHOD_CALL, little-endian, or undefined when the call is not one this encoder
  * handles (the caller then uses dbus-next's marshaller).
  */
-export function encodeStringMethodCall(call: EncodableCall, serial: number, flags: number): Buffer | undefined {
+export function encodeStringMethodCall(call: MethodCall, serial: number, flags: number): Buffer | undefined {
   if (!encodable(call)) return undefined;
   const signature = call.signature ?? "";
 

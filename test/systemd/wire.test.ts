@@ -5,18 +5,18 @@ import { Message } from "dbus-next";
 import { marshallMessage } from "dbus-next/lib/marshall-compat.js";
 // @ts-expect-error no typings for dbus-next's internals
 import messageCodec from "dbus-next/lib/message.js";
-import { encodeStringMethodCall, type EncodableCall } from "../../internal/systemd/wire.ts";
+import { encodeStringMethodCall, type MethodCall } from "../../internal/systemd/wire.ts";
 
 const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager" };
 const NO_AUTO_START = 2;
 
-function reference(call: EncodableCall, serial: number): Buffer {
+function reference(call: MethodCall, serial: number): Buffer {
   const message = new Message({ serial, flags: NO_AUTO_START, ...call, signature: call.signature ?? "", body: call.body ?? [] });
   return (marshallMessage(message) as [Buffer, number[]])[0];
 }
 
 describe("encodeStringMethodCall", () => {
-  const calls: [string, EncodableCall][] = [
+  const calls: [string, MethodCall][] = [
     ["no arguments", { ...SYSTEMD, member: "Subscribe" }],
     ["one argument", { ...SYSTEMD, member: "GetUnit", signature: "s", body: ["vks.default.web.c.0b7e.service"] }],
     [
@@ -51,7 +51,7 @@ describe("encodeStringMethodCall", () => {
   }
 
   test("calls it cannot encode are left to dbus-next", () => {
-    const get = calls[2]?.[1] as EncodableCall;
+    const get = calls[2]?.[1] as MethodCall;
     expect(encodeStringMethodCall({ ...SYSTEMD, member: "KillUnit", signature: "ssi", body: ["u", "all", 9] }, 1, 0)).toBeUndefined();
     expect(encodeStringMethodCall({ ...get, body: ["a\0b", "MainPID"] }, 1, 0)).toBeUndefined();
     expect(encodeStringMethodCall({ ...get, signature: "s" }, 1, 0)).toBeUndefined();
