@@ -5,6 +5,7 @@ import { serve, type ServeOptions, type ServeProvider } from "../../internal/kub
 import type { PodObjectSource } from "../../internal/pod/objects.ts";
 import type { RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject, JsonValue } from "../apiserver/json.ts";
+import { VKS_BINARY, managerFlag } from "../e2e/helpers.ts";
 
 // Warnings stay visible (they explain failures); progress lines would drown the test output.
 consola.level = 1;
@@ -86,4 +87,31 @@ export function podManifest(name: string, nodeName: string | undefined, extra: {
     metadata: { name, namespace: extra.namespace ?? "default" },
     spec: { ...(nodeName === undefined ? {} : { nodeName }), restartPolicy: "Never", containers: [container] },
   };
+}
+
+/**
+ * The compiled `vks serve` against a test API server, for the end-to-end files: its output goes to
+ * `onOutput` as it comes. Any free kubelet port, as another serve on the machine may hold 10250.
+ */
+export function spawnServeBinary(options: {
+  cluster: RunningTestApiServer;
+  nodeName: string;
+  stateDir: string;
+  statusUpdateSeconds: number;
+  onOutput: (text: string) => void;
+}): Bun.Subprocess<"ignore", "pipe", "pipe"> {
+  const { cluster, nodeName, stateDir, statusUpdateSeconds, onOutput } = options;
+  const flags = ["--kubeconfig", cluster.kubeconfigPath, "--nodename", nodeName, "--node-ip", "127.0.0.1", "--kubelet-port", "0"];
+  flags.push("--node-lease-duration-seconds", "4", "--node-status-update-frequency", String(statusUpdateSeconds), "--state-dir", stateDir);
+  const serveProcess = Bun.spawn([VKS_BINARY, "serve", ...flags, ...managerFlag], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  const decoder = new TextDecoder();
+  for (const stream of [serveProcess.stdout, serveProcess.stderr]) {
+    void stream.pipeTo(new WritableStream({ write: (chunk) => onOutput(decoder.decode(chunk)) })).catch(() => undefined);
+  }
+  return serveProcess;
 }

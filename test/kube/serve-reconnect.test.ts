@@ -10,7 +10,7 @@ import { startTestApiServer, type RunningTestApiServer } from "../apiserver/clie
 import type { JsonObject } from "../apiserver/json.ts";
 import { VKS_BINARY, haveSystemd, managerFlag, newStateDir } from "../e2e/helpers.ts";
 import { canRestartBus, elapsedMs, startBus, stopBus, systemctl } from "../systemd/bus-outage.ts";
-import { at, eventually, phaseOf } from "./helpers.ts";
+import { at, eventually, phaseOf, spawnServeBinary } from "./helpers.ts";
 
 const NODE = "reconnect-node";
 const stateDir = newStateDir();
@@ -53,34 +53,8 @@ function vksUnits(): string[] {
 describe.skipIf(!haveSystemd || !canRestartBus || !existsSync(VKS_BINARY))("vks serve across bus outages", () => {
   beforeAll(async () => {
     cluster = await startTestApiServer({ nodeName: NODE });
-    serveProcess = Bun.spawn(
-      [
-        VKS_BINARY,
-        "serve",
-        "--kubeconfig",
-        cluster.kubeconfigPath,
-        "--nodename",
-        NODE,
-        "--node-ip",
-        "127.0.0.1",
-        // The sandbox shares the host's network: another serve may hold 10250.
-        "--kubelet-port",
-        "0",
-        "--node-lease-duration-seconds",
-        "4",
-        // Far longer than an outage here: Ready follows systemd's availability at once, not at the next check.
-        "--node-status-update-frequency",
-        "30",
-        "--state-dir",
-        stateDir,
-        ...managerFlag,
-      ],
-      { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
-    );
-    const decoder = new TextDecoder();
-    for (const stream of [serveProcess.stdout, serveProcess.stderr]) {
-      void stream.pipeTo(new WritableStream({ write: (chunk) => void (serveLog += decoder.decode(chunk)) })).catch(() => undefined);
-    }
+    // Status updates far apart: Ready must follow systemd's availability at once, not at the next check.
+    serveProcess = spawnServeBinary({ cluster, nodeName: NODE, stateDir, statusUpdateSeconds: 30, onOutput: (text) => void (serveLog += text) });
     await cluster.admin.waitFor("nodes", NODE, "", (n) => readyCondition(n)?.["status"] === "True");
   });
 
