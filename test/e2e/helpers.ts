@@ -1,4 +1,5 @@
 import { afterAll } from "bun:test";
+import { createServer } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -109,4 +110,41 @@ export async function removeAllPods(stateDir: string): Promise<void> {
     await vks(stateDir, ["pod", "down", listed.metadata.name, "-n", listed.metadata.namespace, ...managerFlag]);
   }
   await vks(stateDir, ["units", "gc", ...managerFlag]);
+}
+
+/** A TCP port free at the moment of asking, on every address (a pod on the host network binds 0.0.0.0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "0.0.0.0", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** `pod up FILE` in the foreground; its output collected as it comes, ended with Ctrl-C (which removes the pod). */
+export function foregroundPodUp(stateDir: string, file: string): { output(): string; stop(): Promise<number> } {
+  const child = Bun.spawn([VKS_BINARY, "pod", "up", file, ...managerFlag], {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, VKS_STATE_DIR: stateDir, NO_COLOR: "1" },
+  });
+  let output = "";
+  const decoder = new TextDecoder();
+  const read = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) output += decoder.decode(chunk);
+  };
+  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
+  return {
+    output: () => output,
+    async stop(): Promise<number> {
+      child.kill("SIGINT");
+      const code = await child.exited;
+      await reading;
+      return code;
+    },
+  };
 }

@@ -6,32 +6,10 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { VKS_BINARY, eventually, haveSystemd, managerFlag, podNamed, testFileStateDir, vks, writePod } from "./helpers.ts";
+import { eventually, foregroundPodUp, freePort, haveSystemd, managerFlag, podNamed, testFileStateDir, vks, writePod } from "./helpers.ts";
 
 setDefaultTimeout(180_000);
 const stateDir = testFileStateDir();
-
-function foreground(file: string) {
-  const child = Bun.spawn([VKS_BINARY, "pod", "up", file, ...managerFlag], {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, VKS_STATE_DIR: stateDir, NO_COLOR: "1" },
-  });
-  let output = "";
-  const decoder = new TextDecoder();
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) output += decoder.decode(chunk);
-  };
-  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
-  return {
-    output: () => output,
-    async stop(): Promise<void> {
-      child.kill("SIGINT");
-      await child.exited;
-      await reading;
-    },
-  };
-}
 
 describe.skipIf(!haveSystemd)("lifecycle hooks (end to end, real systemd)", () => {
   test("postStart: the container is ContainerCreating until the hook succeeds, then Running", async () => {
@@ -49,7 +27,7 @@ describe.skipIf(!haveSystemd)("lifecycle hooks (end to end, real systemd)", () =
         "",
       ].join("\n"),
     );
-    const up = foreground(file);
+    const up = foregroundPodUp(stateDir, file);
     try {
       await eventually("ContainerCreating while the hook runs", async () => {
         const status = (await podNamed(stateDir, "hooked"))?.status.containerStatuses?.[0];
@@ -72,7 +50,7 @@ describe.skipIf(!haveSystemd)("lifecycle hooks (end to end, real systemd)", () =
       "badhook",
       ["  containers:", "    - name: main", "      image: /bin/sleep", '      args: ["infinity"]', "      lifecycle:", '        postStart: {exec: {command: ["/bin/sh", "-c", "echo nope; exit 3"]}}', ""].join("\n"),
     );
-    const up = foreground(file);
+    const up = foregroundPodUp(stateDir, file);
     try {
       await eventually("a restart after the failed hook", async () => ((await podNamed(stateDir, "badhook"))?.status.containerStatuses?.[0]?.restartCount ?? 0) >= 1);
       expect(up.output()).toContain("main: FailedPostStartHook: Exec lifecycle hook ([/bin/sh -c echo nope; exit 3]) for Container \"main\" in Pod \"badhook_default(");

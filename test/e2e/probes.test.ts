@@ -5,44 +5,11 @@
  */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { VKS_BINARY, eventually, haveSystemd, managerFlag, podNamed, testFileStateDir, vks, writePod } from "./helpers.ts";
+import { eventually, foregroundPodUp, freePort, haveSystemd, managerFlag, podNamed, testFileStateDir, vks, writePod } from "./helpers.ts";
 
 setDefaultTimeout(180_000);
 const stateDir = testFileStateDir();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** `pod up FILE` in the foreground; its output collected, ended with Ctrl-C (which removes the pod). */
-function foreground(file: string) {
-  const child = Bun.spawn([VKS_BINARY, "pod", "up", file, ...managerFlag], {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, VKS_STATE_DIR: stateDir, NO_COLOR: "1" },
-  });
-  let output = "";
-  const decoder = new TextDecoder();
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) output += decoder.decode(chunk);
-  };
-  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
-  return {
-    output: () => output,
-    async stop(): Promise<number> {
-      child.kill("SIGINT");
-      const code = await child.exited;
-      await reading;
-      return code;
-    },
-  };
-}
 
 interface Condition {
   type: string;
@@ -72,7 +39,7 @@ describe.skipIf(!haveSystemd)("probes (end to end, real systemd)", () => {
         "",
       ].join("\n"),
     );
-    const up = foreground(file);
+    const up = foregroundPodUp(stateDir, file);
     try {
       const running = await eventually("running but not ready", async () => {
         const pod = await podNamed(stateDir, "web");
@@ -121,7 +88,7 @@ describe.skipIf(!haveSystemd)("probes (end to end, real systemd)", () => {
         "",
       ].join("\n"),
     );
-    const up = foreground(file);
+    const up = foregroundPodUp(stateDir, file);
     try {
       await eventually("running and healthy", async () => {
         const status = (await podNamed(stateDir, "alive"))?.status.containerStatuses?.[0];

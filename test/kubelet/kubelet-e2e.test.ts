@@ -3,12 +3,11 @@
 // machine's real kubectl drives logs, exec, attach, port-forward and stats through it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestApiServer, type RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject } from "../apiserver/json.ts";
-import { VKS_BINARY, eventually, haveSystemd, managerFlag } from "../e2e/helpers.ts";
+import { VKS_BINARY, eventually, freePort, haveSystemd, managerFlag } from "../e2e/helpers.ts";
 import { ensureJournald, journalAvailable, type SandboxJournald } from "../e2e/journald.ts";
 import { at } from "../kube/helpers.ts";
 import { detectHostIP } from "../../internal/host/address.ts";
@@ -51,18 +50,6 @@ async function kubectlOnTerminal(args: string[], env: Record<string, string> = {
   const child = Bun.spawn(["script", "-qec", `stty cols 123 rows 45; ${line}`, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   return { exitCode, stdout, stderr };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function pod(name: string, command: string[], extra: JsonObject = {}): JsonObject {
