@@ -15,7 +15,7 @@ import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
 import { cgroupProperties, toDbusProperties, toSliceDbusProperties } from "./properties.ts";
 import { ExitKind, type CgroupProperties, type ManagerScope, type SlicePlan, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
 import { enforceableControllers, parseControllerMounts, readControllersFile, readMountInfo, type LimitController } from "./controllers.ts";
-import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
+import { UnitStateCache, serviceLagsBehind, type FetchedProperties } from "./unit-cache.ts";
 import {
   FIELD_SOURCES,
   SERVICE_INTERFACE,
@@ -36,6 +36,8 @@ const BUS_DAEMON = { destination: BUS_DAEMON_NAME, path: "/org/freedesktop/DBus"
 
 /** Only units vks creates are followed, which spares a state cache entry for every unit on the host. */
 const VKS_UNIT_PREFIX = "vks.";
+/** Reads of one unit's state before a torn-looking one is taken as what systemd really says. */
+const COHERENT_READ_ATTEMPTS = 3;
 const SERVICE_SUFFIX = ".service";
 
 const MATCH_MANAGER_SIGNALS = `type='signal',sender='${SYSTEMD_BUS_NAME}',path='${MANAGER_PATH}',interface='${MANAGER_INTERFACE}'`;
@@ -387,7 +389,7 @@ export class SystemdManager {
     }
     const state: PartialUnitState = { name: unitName };
     try {
-      await this.readFields(state, unitPath, FIELD_SOURCES);
+      await this.readCoherentFields(state, unitPath, FIELD_SOURCES);
     } catch (err) {
       if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
       throw this.refused(`cannot read the state of ${unitName}`, err);
@@ -550,9 +552,10 @@ export class SystemdManager {
         // While watching, the cache holds every signal received so far, which includes every change
         // systemd made before answering the listing: it is at least as fresh as the row.
         const cached = this.watching ? this.cache.get(unitName) : undefined;
-        if (cached) return cached;
+        // Not one caught between the Service and the Unit signal of a change (read apart under load).
+        if (cached && !serviceLagsBehind(cached)) return cached;
         try {
-          await this.readFields(state, unitPath, remaining);
+          await this.readCoherentFields(state, unitPath, remaining);
         } catch (err) {
           // Unloaded between the listing and the reads: it is simply not there any more.
           if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
@@ -688,6 +691,19 @@ export class SystemdManager {
       return await this.rpc(call);
     } catch (err) {
       throw this.refused(`cannot ${doing}`, err);
+    }
+  }
+
+  /**
+   * readFields, again while the result is torn: systemd answers one Get per turn of its event loop, so a
+   * unit that restarts (or exits) between two of them gives Unit and Service values from either side of
+   * the change. A second read, answered after the change, agrees with itself.
+   */
+  private async readCoherentFields(state: PartialUnitState, unitPath: string, sources: typeof FIELD_SOURCES): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.readFields(state, unitPath, sources);
+      const complete = completeState(state);
+      if (complete === undefined || !serviceLagsBehind(complete) || attempt >= COHERENT_READ_ATTEMPTS) return;
     }
   }
 
