@@ -152,7 +152,8 @@ class ServeProcess {
 
   start(): void {
     const proc = Bun.spawn(
-      [VKS, "serve", "--user", "--kubeconfig", this.cluster.kubeconfigPath, "--nodename", NODE, "--node-ip", "127.0.0.1", "--state-dir", this.stateDir],
+      // Port 0: the sandbox shares the host's network, where another serve may hold 10250.
+      [VKS, "serve", "--user", "--kubeconfig", this.cluster.kubeconfigPath, "--nodename", NODE, "--node-ip", "127.0.0.1", "--kubelet-address", "127.0.0.1", "--kubelet-port", "0", "--state-dir", this.stateDir],
       { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
     );
     this.proc = proc;
@@ -165,6 +166,8 @@ class ServeProcess {
     void proc.exited.then((code) => {
       if (this.proc === proc && proc.signalCode !== "SIGKILL" && proc.signalCode !== "SIGTERM") {
         this.figures.unexpectedExits.push(`serve exited ${code} on its own: ${this.output.slice(-600)}`);
+        // Counted; started again (as its service unit would) so one failure does not spoil every later cycle.
+        this.start();
       }
     });
   }
