@@ -15,7 +15,8 @@
  *   duplicates     a wanted pod with more than one unit per container, or units under another UID
  *   unconverged    wanted pods whose status never showed Running and ready (serve: in the API; pod up:
  *                  in `pod ls`), and deleted pods still in the API
- * Each problem is counted once, then cleaned up so the next cycle starts from a clean node.
+ * Each problem (a pod or unit) is counted once however many cycles it lasts; what cleanup can do (stop
+ * orphan units, remove pods stuck deleting) is done so later cycles start clean.
  *
  * Run inside test/sandbox.sh: `test/sandbox.sh bun bench/chaos.ts --cycles 10`.
  * Flags: --cycles N (BENCH_CHAOS_CYCLES, 100), --mode serve|up|both (both), --seed S (random; printed),
@@ -80,10 +81,22 @@ interface Figures {
   /** Exits of vks other than 0 and SIGKILL (the kills are ours), e.g. 70: each one a finding. */
   unexpectedExits: string[];
   details: string[];
+  /** Problems already counted (kind and pod or unit): one stuck over several cycles counts once. */
+  counted: Set<string>;
+}
+
+/** Adds the items not counted before to figure `kind`. */
+function countOnce(figures: Figures, kind: "orphanUnits" | "lostPods" | "duplicateUnits" | "unconverged", items: string[]): void {
+  for (const item of items) {
+    const key = `${kind} ${item}`;
+    if (figures.counted.has(key)) continue;
+    figures.counted.add(key);
+    figures[kind]++;
+  }
 }
 
 function newFigures(): Figures {
-  return { cycles: 0, faults: { kill: 0, reexec: 0, reload: 0, none: 0 }, orphanUnits: 0, lostPods: 0, duplicateUnits: 0, unconverged: 0, unexpectedExits: [], details: [] };
+  return { cycles: 0, faults: { kill: 0, reexec: 0, reload: 0, none: 0 }, orphanUnits: 0, lostPods: 0, duplicateUnits: 0, unconverged: 0, unexpectedExits: [], details: [], counted: new Set() };
 }
 
 interface LoadedUnit {
@@ -281,15 +294,19 @@ async function checkServe(bus: BusConnection, api: RunningTestApiServer["admin"]
     if (problems.lost.includes(name)) return false;
     return !runningAndReady(pods.find((pod) => (pod["metadata"] as JsonObject)["name"] === name));
   });
-  figures.orphanUnits += problems.orphans.length;
-  figures.lostPods += problems.lost.length;
-  figures.duplicateUnits += problems.duplicates.length;
-  figures.unconverged += notReady.length + stuck.length;
+  countOnce(figures, "orphanUnits", problems.orphans.map((unit) => unit.name));
+  countOnce(figures, "lostPods", problems.lost);
+  countOnce(figures, "duplicateUnits", problems.duplicates);
+  countOnce(figures, "unconverged", [...notReady, ...stuck.map((pod) => String((pod["metadata"] as JsonObject)["name"]))]);
   const note = (kind: string, items: string[]) => items.length > 0 && figures.details.push(`serve cycle ${cycle}: ${kind}: ${items.join("; ")}`);
   note("orphan units", problems.orphans.map((unit) => `${unit.name} (${unit.activeState})`));
   note("lost pods", problems.lost);
   note("duplicate units", problems.duplicates);
-  note("never Running+ready", notReady.map((name) => `${name} ${JSON.stringify((pods.find((pod) => (pod["metadata"] as JsonObject)["name"] === name)?.["status"] as JsonObject | undefined)?.["phase"])}`));
+  note("never Running+ready", notReady.map((name) => {
+    const status = pods.find((pod) => (pod["metadata"] as JsonObject)["name"] === name)?.["status"] as JsonObject | undefined;
+    const unit = units.find((candidate) => candidate.pod === name);
+    return `${name} phase ${JSON.stringify(status?.["phase"])}, containerStatuses ${JSON.stringify(status?.["containerStatuses"])}, unit ${unit?.activeState ?? "none"}`;
+  }));
   note("deleted pods still in the API", stuck.map((pod) => String((pod["metadata"] as JsonObject)["name"])));
   for (const pod of stuck) await api.remove("pods", String((pod["metadata"] as JsonObject)["name"])).catch(() => undefined);
   for (const unit of problems.orphans) Bun.spawnSync(["systemctl", "--user", "stop", unit.name]);
@@ -419,10 +436,10 @@ async function checkPodUp(
   const converged = await untilDeadline(deadline, async () => (clean(await look()) ? true : undefined));
   if (converged) return;
   const state = await look();
-  figures.orphanUnits += state.problems.orphans.length;
-  figures.lostPods += state.problems.lost.length + state.missingRecords.length;
-  figures.duplicateUnits += state.problems.duplicates.length;
-  figures.unconverged += state.notReady.length + state.extraRecords.length;
+  countOnce(figures, "orphanUnits", state.problems.orphans.map((unit) => unit.name));
+  countOnce(figures, "lostPods", [...state.problems.lost, ...state.missingRecords]);
+  countOnce(figures, "duplicateUnits", state.problems.duplicates);
+  countOnce(figures, "unconverged", [...state.notReady, ...state.extraRecords]);
   const note = (kind: string, items: string[]) => items.length > 0 && figures.details.push(`pod up cycle ${cycle} ${when}: ${kind}: ${items.join("; ")}`);
   note("orphan units", state.problems.orphans.map((unit) => `${unit.name} (${unit.activeState})`));
   note("lost pods (no unit)", state.problems.lost);
