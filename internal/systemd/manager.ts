@@ -142,6 +142,46 @@ class UnitGone extends Error {
  * happened meanwhile is missed. While disconnected every call fails at once with SystemdDisconnectedError;
  * whenConnected() says when to retry.
  */
+/** A connection's first call is sent again when a daemon-reexec cut it (see firstCall). */
+const FIRST_CALL_ATTEMPTS = 3;
+/** How long connecting waits for a systemd that is not on the bus at all (it may be mid-reexec). */
+const ABSENT_SYSTEMD_WAIT_MS = 3_000;
+/** How long connecting waits for a systemd that left the bus with the call unanswered (a re-exec). */
+const LEFT_SYSTEMD_WAIT_MS = 30_000;
+
+/**
+ * The first call of a connection (systemd's version), sent again when a daemon-reexec cut it: `vks pod up`
+ * or a restarted serve connecting at that moment exited 69 "no user manager" (found by bench/chaos.ts).
+ * NoReply means systemd was there and left, so it is waited for; no owner at all only briefly, so a host
+ * without a manager is still reported within seconds.
+ */
+async function firstCall(bus: BusConnection, call: MethodCall, timeoutMs: number): Promise<MethodReply> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bus.call(call, timeoutMs);
+    } catch (err) {
+      const left = isDbusError(err, DBUS_ERROR.noReply);
+      if (attempt >= FIRST_CALL_ATTEMPTS || (!left && !isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner))) throw err;
+      if (!(await systemdOnBus(bus, left ? LEFT_SYSTEMD_WAIT_MS : ABSENT_SYSTEMD_WAIT_MS))) throw err;
+    }
+  }
+}
+
+/** Polls the bus daemon (for at most `boundMs`) until someone owns systemd's name. */
+async function systemdOnBus(bus: BusConnection, boundMs: number): Promise<boolean> {
+  const deadline = performance.now() + boundMs;
+  while (performance.now() < deadline) {
+    try {
+      await bus.call({ ...BUS_DAEMON, member: "GetNameOwner", signature: "s", body: [SYSTEMD_BUS_NAME] });
+      return true;
+    } catch (err) {
+      if (!isDbusError(err, DBUS_ERROR.nameHasNoOwner)) return false;
+    }
+    await Bun.sleep(50);
+  }
+  return false;
+}
+
 export class SystemdManager {
   private readonly jobs = new JobTracker();
   private readonly cache: UnitStateCache;
@@ -198,7 +238,7 @@ export class SystemdManager {
     try {
       // systemd leaving the bus (daemon-reexec) must be seen by every manager, subscribed or not.
       const [reply] = await Promise.all([
-        bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs),
+        firstCall(bus, getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs),
         bus.addMatch(MATCH_SYSTEMD_OWNER),
       ]);
       const version = expectString(expectVariantValue(reply.body[0], "Version"), "Version");
