@@ -43,6 +43,15 @@ echo "== kubelet API (bench/kubelet.ts: kubectl exec/logs through the API server
 bun bench/kubelet.ts || status=1
 
 echo
+echo "== fuzz (bench/fuzz.ts: generated manifests in-process and through dist/vks)"
+bun bench/fuzz.ts --count "${BENCH_FUZZ_COUNT:-10000}" --sample "${BENCH_FUZZ_SAMPLE:-300}" || status=1
+if [ -n "${BENCH_CHAOS:-}" ]; then
+  echo
+  echo "== chaos (bench/chaos.ts: create/delete with kill -9, daemon-reexec, daemon-reload)"
+  bun bench/chaos.ts --cycles "${BENCH_CHAOS_CYCLES:-100}" || status=1
+fi
+
+echo
 echo "== summary ($(nproc) cores, $(systemctl --version | head -1), bun $(bun --version))"
 cat "$summary"
 [ "$status" -eq 0 ] || echo "(some benchmarks failed to run; see above)"

@@ -159,10 +159,20 @@ export function parseManifestContents(text: string, source: string): ManifestCon
   const configMaps: V1ConfigMap[] = [];
   const secrets: V1Secret[] = [];
   documents.forEach((document, position) => {
-    const value: unknown = document.toJS();
+    const line = document.contents === null ? undefined : lineAt(text, document.contents.range[0]);
+    let value: unknown;
+    try {
+      value = document.toJS();
+    } catch (err) {
+      // The yaml library refuses to expand aliases past a limit (a "billion laughs" document).
+      throw invalidInput(
+        `${source}: document ${position + 1}${line === undefined ? "" : ` (line ${line})`}: ${err instanceof Error ? err.message : String(err)}`,
+        "write the document without that many YAML aliases (*name)",
+      );
+    }
     // A document with nothing but comments, or an explicit `---` with nothing after it.
-    if (value === null || value === undefined || document.contents === null) return;
-    const where: Located = { index: position + 1, line: lineAt(text, document.contents.range[0]) };
+    if (value === null || value === undefined || document.contents === null || line === undefined) return;
+    const where: Located = { index: position + 1, line };
     const { objects, fromList } = podObjects(value, where, source);
     objects.forEach((object, item) => {
       const itemLabel = fromList ? `, items[${item}]` : "";

@@ -166,12 +166,25 @@ function crashLoopMessage(pod: V1Pod, container: string, backOffSeconds: number 
   return `back-off${wait} restarting failed container=${container} pod=${pod.metadata?.name ?? ""}_${namespace}(${pod.metadata?.uid ?? ""})`;
 }
 
+/**
+ * True when the Service properties show a main process that started and has not ended: with a sub state
+ * that says the process ended, they are newer than the Unit properties beside them.
+ */
+function nextRunStarted(unit: UnitState): boolean {
+  return unit.execMainCode === ExitKind.none && unit.execMainStartTimestamp !== 0n && unit.execMainExitTimestamp === 0n;
+}
+
 /** The container's state from its unit. */
 function observeUnit(unit: UnitState, pod: V1Pod, container: string, backOffSeconds?: number): ObservedContainer {
   const startedAt = dateFromMicros(unit.execMainStartTimestamp) ?? dateFromMicros(unit.activeEnterTimestamp);
   const running: ObservedContainer = { state: { running: startedAt === undefined ? {} : { startedAt } }, ready: true };
   // systemd waits RestartSec in "activating (auto-restart)" before starting the process again.
   if (unit.subState === "auto-restart") {
+    // A snapshot torn across the restart: systemd sends a change as a Service signal then a Unit signal,
+    // and a reader can see the first without the second (or Gets answered on both sides of the restart).
+    // The Service half is then the newer one and says the next run has started; its zeroed exit status
+    // is no termination at all, and reading it as one would report StartError, exit 128.
+    if (nextRunStarted(unit)) return unit.mainPID > 0 ? running : { state: { waiting: { reason: "ContainerCreating" } }, ready: false };
     return {
       state: { waiting: { reason: "CrashLoopBackOff", message: crashLoopMessage(pod, container, backOffSeconds) } },
       ready: false,

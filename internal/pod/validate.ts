@@ -11,6 +11,7 @@ import { isDns1123Label, isDns1123Subdomain } from "../unit/name.ts";
 import { childPath } from "./decode.ts";
 import { isSupportedFieldPath, SUPPORTED_FIELD_PATHS } from "./env.ts";
 import { checkEnvSources } from "./env-validate.ts";
+import { checkExecSizes } from "./exec-limits.ts";
 import { checkVolumeMounts, checkVolumes } from "./volumes.ts";
 import { checkResources } from "./resources.ts";
 import { checkSecurityFields } from "./security.ts";
@@ -242,7 +243,9 @@ function podProblems(pod: V1Pod): FieldProblem[] {
   for (const [list, field] of [[spec.initContainers, "initContainers"], [spec.containers, "containers"]] as const) {
     if (!Array.isArray(list)) continue;
     list.forEach((container: unknown, index) => {
-      if (isFields(container)) checkEnvSources(container, `spec.${field}[${index}]`, containerNames, (path, message) => problems.add(path, message));
+      if (!isFields(container)) return;
+      checkEnvSources(container, `spec.${field}[${index}]`, containerNames, (path, message) => problems.add(path, message));
+      checkExecSizes(container, `spec.${field}[${index}]`, (path, message) => problems.add(path, message));
     });
   }
   // Container names are unique across init and app containers: both name units and log streams.

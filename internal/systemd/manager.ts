@@ -15,7 +15,7 @@ import { unitNameFromObjectPath, unitObjectPath } from "./object-path.ts";
 import { cgroupProperties, toDbusProperties, toSliceDbusProperties } from "./properties.ts";
 import { ExitKind, type CgroupProperties, type ManagerScope, type SlicePlan, type UnitPlan, type UnitState, type UnitSummary } from "./types.ts";
 import { enforceableControllers, parseControllerMounts, readControllersFile, readMountInfo, type LimitController } from "./controllers.ts";
-import { UnitStateCache, type FetchedProperties } from "./unit-cache.ts";
+import { UnitStateCache, serviceLagsBehind, type FetchedProperties } from "./unit-cache.ts";
 import {
   FIELD_SOURCES,
   SERVICE_INTERFACE,
@@ -36,6 +36,8 @@ const BUS_DAEMON = { destination: BUS_DAEMON_NAME, path: "/org/freedesktop/DBus"
 
 /** Only units vks creates are followed, which spares a state cache entry for every unit on the host. */
 const VKS_UNIT_PREFIX = "vks.";
+/** Reads of one unit's state before a torn-looking one is taken as what systemd really says. */
+const COHERENT_READ_ATTEMPTS = 3;
 const SERVICE_SUFFIX = ".service";
 
 const MATCH_MANAGER_SIGNALS = `type='signal',sender='${SYSTEMD_BUS_NAME}',path='${MANAGER_PATH}',interface='${MANAGER_INTERFACE}'`;
@@ -140,6 +142,46 @@ class UnitGone extends Error {
  * happened meanwhile is missed. While disconnected every call fails at once with SystemdDisconnectedError;
  * whenConnected() says when to retry.
  */
+/** A connection's first call is sent again when a daemon-reexec cut it (see firstCall). */
+const FIRST_CALL_ATTEMPTS = 3;
+/** How long connecting waits for a systemd that is not on the bus at all (it may be mid-reexec). */
+const ABSENT_SYSTEMD_WAIT_MS = 3_000;
+/** How long connecting waits for a systemd that left the bus with the call unanswered (a re-exec). */
+const LEFT_SYSTEMD_WAIT_MS = 30_000;
+
+/**
+ * The first call of a connection (systemd's version), sent again when a daemon-reexec cut it: `vks pod up`
+ * or a restarted serve connecting at that moment exited 69 "no user manager" (found by bench/chaos.ts).
+ * NoReply means systemd was there and left, so it is waited for; no owner at all only briefly, so a host
+ * without a manager is still reported within seconds.
+ */
+async function firstCall(bus: BusConnection, call: MethodCall, timeoutMs: number): Promise<MethodReply> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bus.call(call, timeoutMs);
+    } catch (err) {
+      const left = isDbusError(err, DBUS_ERROR.noReply);
+      if (attempt >= FIRST_CALL_ATTEMPTS || (!left && !isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner))) throw err;
+      if (!(await systemdOnBus(bus, left ? LEFT_SYSTEMD_WAIT_MS : ABSENT_SYSTEMD_WAIT_MS))) throw err;
+    }
+  }
+}
+
+/** Polls the bus daemon (for at most `boundMs`) until someone owns systemd's name. */
+async function systemdOnBus(bus: BusConnection, boundMs: number): Promise<boolean> {
+  const deadline = performance.now() + boundMs;
+  while (performance.now() < deadline) {
+    try {
+      await bus.call({ ...BUS_DAEMON, member: "GetNameOwner", signature: "s", body: [SYSTEMD_BUS_NAME] });
+      return true;
+    } catch (err) {
+      if (!isDbusError(err, DBUS_ERROR.nameHasNoOwner)) return false;
+    }
+    await Bun.sleep(50);
+  }
+  return false;
+}
+
 export class SystemdManager {
   private readonly jobs = new JobTracker();
   private readonly cache: UnitStateCache;
@@ -196,7 +238,7 @@ export class SystemdManager {
     try {
       // systemd leaving the bus (daemon-reexec) must be seen by every manager, subscribed or not.
       const [reply] = await Promise.all([
-        bus.call(getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs),
+        firstCall(bus, getProperty(MANAGER_PATH, MANAGER_INTERFACE, "Version"), connectTimeoutMs),
         bus.addMatch(MATCH_SYSTEMD_OWNER),
       ]);
       const version = expectString(expectVariantValue(reply.body[0], "Version"), "Version");
@@ -387,7 +429,7 @@ export class SystemdManager {
     }
     const state: PartialUnitState = { name: unitName };
     try {
-      await this.readFields(state, unitPath, FIELD_SOURCES);
+      await this.readCoherentFields(state, unitPath, FIELD_SOURCES);
     } catch (err) {
       if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
       throw this.refused(`cannot read the state of ${unitName}`, err);
@@ -550,9 +592,10 @@ export class SystemdManager {
         // While watching, the cache holds every signal received so far, which includes every change
         // systemd made before answering the listing: it is at least as fresh as the row.
         const cached = this.watching ? this.cache.get(unitName) : undefined;
-        if (cached) return cached;
+        // Not one caught between the Service and the Unit signal of a change (read apart under load).
+        if (cached && !serviceLagsBehind(cached)) return cached;
         try {
-          await this.readFields(state, unitPath, remaining);
+          await this.readCoherentFields(state, unitPath, remaining);
         } catch (err) {
           // Unloaded between the listing and the reads: it is simply not there any more.
           if (isDbusError(err, DBUS_ERROR.unknownObject, DBUS_ERROR.noSuchUnit)) return undefined;
@@ -688,6 +731,19 @@ export class SystemdManager {
       return await this.rpc(call);
     } catch (err) {
       throw this.refused(`cannot ${doing}`, err);
+    }
+  }
+
+  /**
+   * readFields, again while the result is torn: systemd answers one Get per turn of its event loop, so a
+   * unit that restarts (or exits) between two of them gives Unit and Service values from either side of
+   * the change. A second read, answered after the change, agrees with itself.
+   */
+  private async readCoherentFields(state: PartialUnitState, unitPath: string, sources: typeof FIELD_SOURCES): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.readFields(state, unitPath, sources);
+      const complete = completeState(state);
+      if (complete === undefined || !serviceLagsBehind(complete) || attempt >= COHERENT_READ_ATTEMPTS) return;
     }
   }
 

@@ -41,6 +41,19 @@ describe("parseManifests", () => {
     expect(parseManifests("# just a comment\n", "empty.yaml")).toEqual([]);
   });
 
+  test("a YAML alias bomb is refused as invalid input naming the document, not a crash (exit 70)", () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (const [index, name] of ["b", "c", "d", "e", "f"].entries()) {
+      const previous = String.fromCharCode(97 + index);
+      levels.push(`${name}: &${name} [${Array(10).fill(`*${previous}`).join(", ")}]`);
+    }
+    const text = `${levels.join("\n")}\napiVersion: v1\nkind: Pod\nmetadata: {name: bomb}\nspec: {containers: [{name: c, image: /bin/true, args: *f}]}\n`;
+    const err = caught(() => parseManifests(text, "bomb.yaml"));
+    expect(err).toBeInstanceOf(VksError);
+    expect((err as VksError).exitCode).toBe(ExitCode.invalidInput);
+    expect((err as VksError).message).toContain("bomb.yaml: document 1 (line 1)");
+  });
+
   test("JSON is YAML too", () => {
     const json = JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: "j" }, spec: { containers: [{ name: "c", image: "x" }] } });
     expect(parseManifests(json, "pod.json")[0]?.metadata?.name).toBe("j");

@@ -252,6 +252,26 @@ describe("podStatus: container states", () => {
     expect(terminatedFromRecordedExit({ ...base, code: "none", status: "0", result: "unknown" }, unitName("main"))).toBeUndefined();
   });
 
+  test("auto-restart read across the restart (Service half newer) is the new run, never a StartError 128", () => {
+    // What a reader sees between systemd's Service signal and Unit signal of a restart, or when its Gets
+    // are answered on both sides of it: the sub state still says auto-restart, the exit status is zeroed.
+    const torn = autoRestart("main", {
+      mainPID: 4343,
+      result: "success",
+      execMainCode: ExitKind.none,
+      execMainStatus: 0,
+      execMainStartTimestamp: micros("2024-05-01T12:01:01Z"),
+      execMainExitTimestamp: 0n,
+    });
+    const remembered: V1ContainerStateTerminated = { exitCode: 2, reason: "Error", containerID: `systemd://${unitName("main")}` };
+    const result = status({ pod: pod(["main"]), units: { main: torn }, lastTerminated: { main: remembered } });
+    expect(containerState(result)?.state).toEqual({ running: { startedAt: new Date("2024-05-01T12:01:01Z") } });
+    expect(containerState(result)?.lastState).toEqual({ terminated: remembered });
+    const unknown = status({ pod: pod(["main"]), units: { main: torn } });
+    expect(containerState(unknown)?.lastState).toEqual({});
+    expect(JSON.stringify(unknown)).not.toContain("StartError");
+  });
+
   test("engine-known waiting reasons apply while there is no unit", () => {
     const result = status({
       pod: pod(["main"]),

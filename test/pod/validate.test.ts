@@ -1,6 +1,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, test } from "bun:test";
 import { ExitCode, ValidationError } from "../../internal/errors.ts";
+import { MAX_EXEC_STRING_BYTES, MAX_EXEC_TOTAL_BYTES } from "../../internal/pod/exec-limits.ts";
 import { podWarnings, validatePod } from "../../internal/pod/validate.ts";
 import { problemsOf } from "./fixtures.ts";
 
@@ -244,6 +245,27 @@ describe("validatePod", () => {
       "spec.containers[2].name",
       "spec.containers[2].image",
     ]);
+  });
+});
+
+describe("validatePod: what execve takes", () => {
+  const big = "y".repeat(MAX_EXEC_STRING_BYTES + 1);
+
+  test("an argument or env entry past Linux's per-string limit is refused naming it (systemd would fail it with 203/EXEC)", () => {
+    const paths = problemsOf(
+      pod({ spec: { containers: [{ name: "main", image: "/bin/echo", command: ["/bin/echo", big], args: ["ok", big], env: [{ name: "BIG", value: big }] }] } }),
+    ).map((problem) => problem.path);
+    expect(paths).toEqual(["spec.containers[0].command[1]", "spec.containers[0].args[1]", "spec.containers[0].env[0].value"]);
+  });
+
+  test("many strings within the per-string limit but past the total are refused at the container", () => {
+    const chunk = "z".repeat(100 * 1024);
+    const args = Array.from({ length: Math.ceil(MAX_EXEC_TOTAL_BYTES / chunk.length) + 1 }, () => chunk);
+    expect(problemsOf(pod({ spec: { initContainers: [{ name: "init", image: "/bin/true", args }] } })).map((problem) => problem.path)).toEqual(["spec.initContainers[0]"]);
+  });
+
+  test("the largest allowed argument is accepted", () => {
+    expect(problemsOf(pod({ spec: { containers: [{ name: "main", image: "/bin/echo", args: ["y".repeat(MAX_EXEC_STRING_BYTES)] }] } }))).toEqual([]);
   });
 });
 

@@ -16,7 +16,7 @@ import {
   unitObjectPath,
 } from "../../internal/systemd/object-path.ts";
 import type { UnitState } from "../../internal/systemd/types.ts";
-import { UnitStateCache, type FetchedProperties } from "../../internal/systemd/unit-cache.ts";
+import { UnitStateCache, serviceLagsBehind, type FetchedProperties } from "../../internal/systemd/unit-cache.ts";
 import { SERVICE_INTERFACE, UNIT_INTERFACE, type StateInterface } from "../../internal/systemd/unit-state.ts";
 
 describe("unit object paths", () => {
@@ -381,6 +381,30 @@ describe("UnitStateCache", () => {
     await settle();
     expect(reported).toHaveLength(2);
     expect(reported[1]).toMatchObject({ activeState: "failed", result: "exit-code", execMainCode: 1, execMainStatus: 3 });
+  });
+
+  test("a restart's Service signal read apart from its Unit signal: never reported as an exit with no status", async () => {
+    const { cache, reported, fetches, settle } = harness();
+    cache.seed(NAME, { description: "d", loadState: "loaded" });
+    // The process exited 2 and systemd waits RestartSec: auto-restart with the exit status.
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal({ MainPID: 0, Result: "exit-code", ExecMainCode: 1, ExecMainStatus: 2, ExecMainExitTimestamp: 11n }), [], 1);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal({ ActiveState: "activating", SubState: "auto-restart", StateChangeTimestamp: 11n }), [], 2);
+    await settle();
+    expect(reported.map((r) => [r.subState, r.execMainStatus])).toEqual([["auto-restart", 2]]);
+    // The restart: systemd zeroes the exit status and sends Service first; the Unit half is read later.
+    cache.propertiesChanged(NAME, SERVICE_INTERFACE, serviceSignal({ MainPID: 43, NRestarts: 1, ExecMainStartTimestamp: 12n }), [], 3);
+    await settle();
+    const torn = cache.get(NAME);
+    expect(torn && serviceLagsBehind(torn)).toBe(true);
+    expect(reported).toHaveLength(1);
+    expect(fetches.map((f) => f.iface)).toEqual([SERVICE_INTERFACE]);
+    cache.propertiesChanged(NAME, UNIT_INTERFACE, unitSignal({ StateChangeTimestamp: 12n }), [], 4);
+    fetches[0]?.resolve(describeFetch({ MainPID: 43, NRestarts: 1, ExecMainStartTimestamp: 12n, ExecMainExitTimestamp: 0n, ExecMainCode: 0, ExecMainStatus: 0 }, 5));
+    await settle();
+    expect(reported.map((r) => [r.subState, r.mainPID, r.nRestarts])).toEqual([
+      ["auto-restart", 0, 0],
+      ["running", 43, 1],
+    ]);
   });
 
   test("a state that still looks half-updated after the check is reported as systemd gave it", async () => {
