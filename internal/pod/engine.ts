@@ -218,14 +218,24 @@ export class PodEngine implements PodProvider {
 
   async isHealthy(): Promise<boolean> {
     if (!this.systemd.connected) return false;
+    // An outage that begins while the call is on its way decides at once: the call itself may wait for
+    // its timeout (25 s) when the bus goes down without closing the connection first, and the node would
+    // stay Ready all that time.
+    let stopListening = (): void => {};
+    const outage = new Promise<"outage">((resolve) => {
+      stopListening = this.systemd.onOutage(() => resolve("outage"));
+    });
     try {
-      await this.systemd.version();
+      const answer = await Promise.race([this.systemd.version().then(() => "answered" as const), outage]);
+      if (answer === "outage") return false;
       this.healthProblem = undefined;
       return true;
     } catch (err) {
       // The call can fail a moment before the manager has taken note of the outage behind it.
       this.healthProblem = errorMessage(err);
       return false;
+    } finally {
+      stopListening();
     }
   }
 
