@@ -62,6 +62,9 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("probes under vks serve
     expect(at(readyPod, "status", "containerStatuses", 0, "ready")).toBe(true);
     expect(condition(readyPod, "ContainersReady")).toBe("True");
 
+    // Running means the shell was started, not that it has run its touch yet (a CI run under load
+    // removed the file before it existed).
+    await eventually("the container to write its alive file", async () => existsSync(alive) || undefined);
     rmSync(alive);
     const restarted = await cluster.admin.waitFor(
       "pods",
