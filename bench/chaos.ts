@@ -31,6 +31,7 @@ import { parseUnitName } from "../internal/unit/name.ts";
 import { startTestApiServer, type RunningTestApiServer } from "../test/apiserver/client.ts";
 import type { JsonObject } from "../test/apiserver/json.ts";
 import { positiveInt } from "./knobs.ts";
+import { seededRandom } from "../test/seeded-random.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -56,18 +57,7 @@ const WINDOW = 3;
 type Fault = "kill" | "reexec" | "reload" | "none";
 const FAULTS: Fault[] = ["kill", "reexec", "reload", "none"];
 
-/** mulberry32: small, seedable, good enough to pick faults and delays reproducibly. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = generator(SEED);
+const random = seededRandom(SEED);
 const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)] as T;
 const between = (low: number, high: number): number => Math.floor(low + random() * (high - low));
 

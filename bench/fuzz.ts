@@ -35,6 +35,7 @@ import { executablesNeeded, planPod } from "../internal/pod/plan.ts";
 import { podWarnings, validatePod } from "../internal/pod/validate.ts";
 import { initialPods } from "../internal/pod/workloads.ts";
 import { BusConnection } from "../internal/systemd/bus.ts";
+import { seededRandom } from "../test/seeded-random.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,21 +55,11 @@ const SYSTEMD = { destination: "org.freedesktop.systemd1", path: "/org/freedeskt
 // ---------------------------------------------------------------------------------------------------
 // generator
 
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   private readonly next: () => number;
   constructor(seed: number) {
-    this.next = generator(seed);
+    this.next = seededRandom(seed);
   }
   float(): number {
     return this.next();

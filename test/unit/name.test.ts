@@ -10,6 +10,7 @@ import {
   unitNameFor,
   type UnitIdentity,
 } from "../../internal/unit/name.ts";
+import { seededRandom } from "../seeded-random.ts";
 
 const UID = "0f8e4c1a-6b2d-4e59-9a7c-3d1f2b8e6a40";
 const SYSTEMD_UNIT_CHARS = /^[A-Za-z0-9:_.\-\\@]+$/;
@@ -229,17 +230,6 @@ describe("shortUid", () => {
   });
 });
 
-/** mulberry32: a tiny seeded PRNG, so a failing case can be reproduced from the seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("fuzz", () => {
   const SEED = 0x5eed;
