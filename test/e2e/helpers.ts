@@ -48,15 +48,33 @@ export function testFileStateDir(): string {
   return stateDir;
 }
 
-export async function vks(stateDir: string, args: string[], options: { stdin?: string } = {}): Promise<VksRun> {
+/** Longer than any command of the suites needs; a command still running then has hung. */
+const VKS_COMMAND_LIMIT_MS = 90_000;
+
+/**
+ * Runs the vks binary to its end. One that hangs is killed after `limitMs` (VKS_COMMAND_LIMIT_MS) and fails the test
+ * with what it printed so far, rather than the test's own timeout saying nothing about where it stood.
+ */
+export async function vks(stateDir: string, args: string[], options: { stdin?: string; limitMs?: number } = {}): Promise<VksRun> {
+  const limitMs = options.limitMs ?? VKS_COMMAND_LIMIT_MS;
   const child = Bun.spawn([VKS_BINARY, ...args], {
     stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
     stdout: "pipe",
     stderr: "pipe",
     env: { ...process.env, VKS_STATE_DIR: stateDir, NO_COLOR: "1", CONSOLA_LEVEL: "4" },
   });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  return { exitCode, stdout, stderr };
+  let hung = false;
+  const limit = setTimeout(() => {
+    hung = true;
+    child.kill("SIGKILL");
+  }, limitMs);
+  try {
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    if (hung) throw new Error(`vks ${args.join(" ")} did not end within ${limitMs / 1000} s; it printed:\n${stdout}\n${stderr}`);
+    return { exitCode, stdout, stderr };
+  } finally {
+    clearTimeout(limit);
+  }
 }
 
 export function writeManifest(dir: string, name: string, yaml: string): string {

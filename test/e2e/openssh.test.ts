@@ -45,7 +45,8 @@ describe.skipIf(skip)("openssh-server as a pod (real apt-get)", () => {
       const purge = Bun.spawnSync(["apt-get", "purge", "-y", "-q", "openssh-server"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stderr: "pipe" });
       expect(purge.exitCode, purge.stderr.toString()).toBe(0);
     }
-    const up = await vks(stateDir, ["pod", "up", "-d", MANIFEST, ...managerFlag]);
+    // Installing openssh-server on a fresh machine may take minutes.
+    const up = await vks(stateDir, ["pod", "up", "-d", MANIFEST, ...managerFlag], { limitMs: 540_000 });
     expect(up.exitCode, up.stderr).toBe(0);
     // vks' progress lines (consola) go to stdout.
     const upOutput = up.stdout + up.stderr;
