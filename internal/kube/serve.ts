@@ -207,7 +207,12 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       { statusIntervalMs: options.statusUpdateSeconds * 1000, reportIntervalMs: NODE_STATUS_REPORT_MS, stateDir: provider.stateDir },
       {
         onRegistered: (_node, created) => consola.success(`node ${nodeName} ${created ? "registered" : "updated"}`),
-        onStatusWritten: () => trouble.recovered("node status", "written again"),
+        onStatusWritten: (written, changed) => {
+          trouble.recovered("node status", "written again");
+          if (!changed) return;
+          const ready = written.status?.conditions?.find((condition) => condition.type === "Ready");
+          consola.debug(`node status written: Ready ${ready?.status ?? "unknown"}${ready?.reason ? ` (${ready.reason})` : ""}`);
+        },
         onChecked: () => service.tick("node status"),
         onError: (err) => {
           service.tick("node status");

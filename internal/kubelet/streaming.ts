@@ -8,7 +8,7 @@ import type { IncomingMessage } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.ts";
-import type { ExecProcess } from "../exec/exec.ts";
+import type { ExecProcess, TerminalSize } from "../exec/exec.ts";
 import { streamContainerInstanceLog } from "./container-logs.ts";
 import { Query, RequestError } from "./query.ts";
 import type { KubeletRuntime } from "./runtime.ts";
@@ -130,10 +130,42 @@ async function pump(source: AsyncIterable<Uint8Array> | undefined, write: (data:
   await Promise.all(pending);
 }
 
+/** How long a tty exec waits for the client's terminal size before it starts with the default one. */
+const FIRST_SIZE_WAIT_MS = 1_000;
+
+/**
+ * The client's terminal size, which kubectl sends on the resize channel as the session opens. Starting
+ * the command before it arrived would show it 80x24 for its first moments (a `stty size` or a full-screen
+ * program drawn at the wrong size: seen under load). `latest` keeps sizes that arrive after the first.
+ */
+function firstTerminalSize(session: RemoteCommandSession): { first: Promise<TerminalSize | undefined>; latest: () => TerminalSize | undefined } {
+  let latest: TerminalSize | undefined;
+  const first = new Promise<TerminalSize | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), FIRST_SIZE_WAIT_MS);
+    const give = (): void => {
+      clearTimeout(timer);
+      resolve(latest);
+    };
+    session.aborted.addEventListener("abort", give, { once: true });
+    session.onResize((size) => {
+      latest = size;
+      give();
+    });
+  });
+  return { first, latest: () => latest };
+}
+
 async function runExecSession(runtime: KubeletRuntime, route: StreamingRoute, command: string[], flags: StreamFlags, session: RemoteCommandSession): Promise<void> {
   let process: ExecProcess;
+  const sizes = flags.tty ? firstTerminalSize(session) : undefined;
+  const terminalSize = await sizes?.first;
   try {
-    process = await runtime.exec(route.namespace ?? "", route.pod ?? "", route.container ?? "", { command, stdin: flags.stdin, tty: flags.tty });
+    process = await runtime.exec(route.namespace ?? "", route.pod ?? "", route.container ?? "", {
+      command,
+      stdin: flags.stdin,
+      tty: flags.tty,
+      ...(terminalSize === undefined ? {} : { terminalSize }),
+    });
   } catch (err) {
     await session.finish({ kind: "error", message: errorMessage(err) }).catch(() => {});
     return;
@@ -141,6 +173,8 @@ async function runExecSession(runtime: KubeletRuntime, route: StreamingRoute, co
   // A broken stream ends the exec'd command and everything it started, as the kubelet's runtime does.
   const onAbort = (): void => process.kill();
   session.aborted.addEventListener("abort", onAbort, { once: true });
+  const resizedMeanwhile = sizes?.latest();
+  if (resizedMeanwhile !== undefined && resizedMeanwhile !== terminalSize) process.resize(resizedMeanwhile);
   session.onResize((size) => process.resize(size));
   void (async () => {
     if (session.stdin === undefined) return;

@@ -89,6 +89,8 @@ export const RESTORE_UNIT = "vks-pods.service";
 const VOLUME_RETRY_MS = 10_000;
 /** The kubelet's sync period for configMap/secret volume content: changes show within about a minute. */
 const VOLUME_RESYNC_MS = 60_000;
+/** How often init sequences are looked at again without a unit change (armInitResync). */
+const INIT_RESYNC_MS = 5_000;
 
 export interface PodKey {
   namespace: string;
@@ -163,6 +165,8 @@ export class PodEngine implements PodProvider {
   private healthProblem: string | undefined;
   /** The periodic volume sync; unref'd, so it never keeps a `pod up` process alive. */
   private volumeResync: ReturnType<typeof setInterval> | undefined;
+  /** The periodic look at init sequences this process drives (resyncInitSequences); unref'd too. */
+  private initResync: ReturnType<typeof setInterval> | undefined;
   /** The prober (probes/), when this process runs probes. */
   private readonly probes: ProbeManager | undefined;
   private readonly probeWrites = new Map<string, Promise<void>>();
@@ -199,6 +203,7 @@ export class PodEngine implements PodProvider {
 
   async close(): Promise<void> {
     clearInterval(this.volumeResync);
+    clearInterval(this.initResync);
     this.probes?.close();
     await this.systemd.close();
   }
@@ -375,6 +380,7 @@ export class PodEngine implements PodProvider {
    */
   private async startDue(tracked: TrackedPod): Promise<void> {
     const pod = tracked.record.manifest;
+    this.armInitResync();
     const step = nextInitStep(pod, tracked.units);
     if (step.kind === "start") {
       const plans = (await this.plansOf(tracked)).filter((plan) => step.containers.includes(plan.containerName));
@@ -408,6 +414,53 @@ export class PodEngine implements PodProvider {
       this.emitEvent(pod, { type: "Warning", reason: "Failed", message: errorMessage(err) });
       this.options.onProgress?.(`${describePod(pod)}: ${errorMessage(err)}`);
     });
+  }
+
+  /**
+   * The kubelet's periodic pod sync, for init sequences: a sequence moves on unit changes (advance), so
+   * one change never seen, or one step that failed (a start refused while systemd was overloaded), would
+   * leave the pod waiting for good, and `pod up -d` waiting with it. Every INIT_RESYNC_MS the units of
+   * each pod still in its sequence are read again and what is due is started. Runs only while such a pod
+   * exists; says so when it had to start something, since that means a signal or a step was lost.
+   */
+  private armInitResync(): void {
+    if (this.initResync !== undefined) return;
+    this.initResync = setInterval(() => void this.resyncInitSequences(), INIT_RESYNC_MS);
+    this.initResync.unref();
+  }
+
+  private async resyncInitSequences(): Promise<void> {
+    const due = [...this.tracked.values()].filter((tracked) => this.inInitSequence(tracked));
+    if (due.length === 0) {
+      clearInterval(this.initResync);
+      this.initResync = undefined;
+      return;
+    }
+    for (const tracked of due) {
+      const pod = tracked.record.manifest;
+      await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
+        if (this.tracked.get(keyOf(tracked.record.namespace, tracked.record.name)) !== tracked || !this.inInitSequence(tracked)) return;
+        await this.refreshUnits(tracked);
+        const step = nextInitStep(pod, tracked.units);
+        const stopping = sidecarsToStop(pod, tracked.units).filter((container) => !tracked.stoppedSidecars.has(container));
+        if (step.kind !== "start" && stopping.length === 0) return;
+        const what = step.kind === "start" ? `starting ${step.containers.join(", ")}` : `stopping sidecars ${stopping.join(", ")}`;
+        this.options.onProgress?.(`${describePod(pod)}: ${what}, which no unit change had done (resync)`);
+        await this.startDue(tracked);
+        this.emitPod(tracked);
+      }).catch((err: unknown) => this.options.onProgress?.(`${describePod(pod)}: ${errorMessage(err)}`));
+    }
+  }
+
+  /** A pod whose init containers or sidecars this process still has to start or stop. */
+  private inInitSequence(tracked: TrackedPod): boolean {
+    const pod = tracked.record.manifest;
+    if (!tracked.driving || tracked.deleting === true || tracked.failure !== undefined || (pod.spec?.initContainers ?? []).length === 0) return false;
+    const step = nextInitStep(pod, tracked.units);
+    if (step.kind === "start" || step.kind === "wait") return true;
+    if (step.kind === "failed") return false;
+    // Initialized: left to do is stopping the sidecars once the app containers finish for good.
+    return (pod.spec?.restartPolicy ?? "Always") !== "Always" && sidecars(pod).some((container) => !tracked.stoppedSidecars.has(container.name));
   }
 
   /** The pod's unit plans: kept from creation, or planned again (images resolved) after a vks restart. */

@@ -12,12 +12,12 @@ import { Message, sessionBus, type MessageBus } from "dbus-next";
 import { ExitCode, SystemdError, errorMessage } from "../errors.ts";
 import { SystemdDisconnectedError } from "./disconnected.ts";
 import { ConcurrencyLimiter } from "./limiter.ts";
-import { encodeStringMethodCall, writeRaw } from "./wire.ts";
+import { encodeStringMethodCall, flushRaw, writeRaw } from "./wire.ts";
+import { MESSAGE_TYPE, type IncomingMessage } from "./wire-decode.ts";
+import { routeMessages } from "./wire-reader.ts";
 import type { ManagerScope } from "./types.ts";
 
 
-/** Message types as numbered by the D-Bus specification (dbus-next's typings number them from 0). */
-const MESSAGE_TYPE = { methodReturn: 2, error: 3, signal: 4 } as const;
 /**
  * Without it a bus whose systemd is gone would try to start one from its activation files (and answer
  * with the failure of that, not with "no such name").
@@ -168,12 +168,21 @@ export class BusConnection {
   }
 
   private watchConnection(): void {
-    this.bus.on("message", (message: Message) => this.dispatch(message));
+    // dbus-next's typings number message types from 0; at run time they are the specification's.
+    this.bus.on("message", (message: Message) => this.dispatch(message as unknown as IncomingMessage));
     this.bus.on("error", (err: unknown) => this.lose(new Error(`D-Bus connection error: ${errorMessage(err)}`)));
     // The MessageBus does not re-emit the end of its stream; the connection object underneath does.
     const connection: unknown = Reflect.get(this.bus, "_connection");
     if (isEventEmitter(connection)) {
       connection.on("end", () => this.lose(new Error("the bus closed the connection")));
+      // Replies and signals decoded by vks' own reader come straight here (wire-reader.ts).
+      const stream: unknown = Reflect.get(connection, "stream");
+      if (typeof stream === "object" && stream !== null) {
+        routeMessages(stream, (message) => {
+          this.dispatch(message);
+          return true;
+        });
+      }
     }
   }
 
@@ -204,6 +213,7 @@ export class BusConnection {
         // Most calls are property Gets and the like: encoded directly (wire.ts), the rest by dbus-next.
         const bytes = encodeStringMethodCall(call, serial, FLAG_NO_AUTO_START);
         if (bytes === undefined || !writeRaw(this.bus, bytes)) {
+          flushRaw(this.bus);
           this.bus.send(
             new Message({
               serial,
@@ -246,7 +256,7 @@ export class BusConnection {
     this.lose(new Error("the connection was closed by vks"));
   }
 
-  private dispatch(message: Message): void {
+  private dispatch(message: IncomingMessage): void {
     const sequence = ++this.receivedCount;
     const body: unknown[] = Array.isArray(message.body) ? message.body : [];
     if (message.type === MESSAGE_TYPE.methodReturn || message.type === MESSAGE_TYPE.error) {

@@ -142,37 +142,57 @@ interface RawStream {
   writable: boolean;
   supportsUnixFd?: boolean;
   write(chunk: Buffer | { data: Buffer; fds: number[] }): boolean;
-  cork?(): void;
-  uncork?(): void;
 }
 
-/** Sockets corked until the current tick ends. */
-const corked = new WeakSet<RawStream>();
+/** Calls encoded in this tick, per socket, not written yet. */
+const batches = new WeakMap<RawStream, Buffer[]>();
 
 function isRawStream(value: unknown): value is RawStream {
   return typeof value === "object" && value !== null && typeof Reflect.get(value, "write") === "function" && typeof Reflect.get(value, "writable") === "boolean";
 }
 
-/**
- * Writes encoded bytes to the socket under dbus-next's connection, as its own send() does once connected.
- * False when that socket cannot be found (a dbus-next that changed shape): the caller then sends through
- * dbus-next. Throws, as dbus-next does, when the socket is closed.
- */
-export function writeRaw(bus: object, bytes: Buffer): boolean {
+function connectedStream(bus: object): RawStream | undefined {
   const connection: unknown = Reflect.get(bus, "_connection");
   const stream: unknown = typeof connection === "object" && connection !== null ? Reflect.get(connection, "stream") : undefined;
-  if (!isRawStream(stream) || Reflect.get(connection as object, "state") !== "connected") return false;
-  if (!stream.writable) throw new Error("Cannot send message, stream is closed");
-  // Calls made in one go (a listing's property reads) leave in one write instead of one syscall each;
-  // dbus-next's own writes go through the same corked socket, so the order of messages is kept.
-  if (!corked.has(stream) && stream.cork !== undefined && stream.uncork !== undefined) {
-    corked.add(stream);
-    stream.cork();
-    process.nextTick(() => {
-      corked.delete(stream);
-      stream.uncork?.();
-    });
+  if (!isRawStream(stream) || Reflect.get(connection as object, "state") !== "connected") return undefined;
+  return stream;
+}
+
+function flush(stream: RawStream): void {
+  const batch = batches.get(stream);
+  if (batch === undefined) return;
+  batches.delete(stream);
+  const data = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch);
+  try {
+    stream.write(stream.supportsUnixFd ? { data, fds: [] } : data);
+  } catch {
+    // Closed meanwhile: the connection's end fails every call still waiting for its reply.
   }
-  stream.write(stream.supportsUnixFd ? { data: bytes, fds: [] } : bytes);
+}
+
+/**
+ * Queues encoded bytes for the socket under dbus-next's connection, as its own send() writes once
+ * connected. Calls made in one go (a listing's property reads) leave in one write at the end of the
+ * tick: a socket write per call cost more than encoding it. False when that socket cannot be found (a
+ * dbus-next that changed shape): the caller then sends through dbus-next. Throws, as dbus-next does, when
+ * the socket is closed.
+ */
+export function writeRaw(bus: object, bytes: Buffer): boolean {
+  const stream = connectedStream(bus);
+  if (stream === undefined) return false;
+  if (!stream.writable) throw new Error("Cannot send message, stream is closed");
+  let batch = batches.get(stream);
+  if (batch === undefined) {
+    batch = [];
+    batches.set(stream, batch);
+    process.nextTick(() => flush(stream));
+  }
+  batch.push(bytes);
   return true;
+}
+
+/** Writes what writeRaw queued now: before a message sent through dbus-next, so messages keep their order. */
+export function flushRaw(bus: object): void {
+  const stream = connectedStream(bus);
+  if (stream !== undefined) flush(stream);
 }

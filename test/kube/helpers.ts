@@ -107,7 +107,8 @@ export function spawnServeBinary(options: {
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1" },
+    // Debug output: a failing test shows serve's own account (status writes with their times).
+    env: { ...process.env, NO_COLOR: "1", CONSOLA_LEVEL: "4" },
   });
   const decoder = new TextDecoder();
   for (const stream of [serveProcess.stdout, serveProcess.stderr]) {

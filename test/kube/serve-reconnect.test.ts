@@ -29,6 +29,10 @@ function pod(name: string, spec: JsonObject): JsonObject {
 
 const sleeper = (name: string) => pod(name, { containers: [{ name: "main", image: "/bin/sleep", args: ["infinity"] }] });
 
+const began = performance.now();
+/** serve's lines with the test's clock (seconds), so a failure shows when each happened. */
+const stamped = (text: string): string => text.replace(/^(?=.)/gm, `${((performance.now() - began) / 1000).toFixed(2)} `);
+
 /** cluster.admin.waitFor never gives up by itself; this says which wait it was when it does not happen. */
 async function within<T>(what: string, seconds: number, waiting: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -54,7 +58,7 @@ describe.skipIf(!haveSystemd || !canRestartBus || !existsSync(VKS_BINARY))("vks 
   beforeAll(async () => {
     cluster = await startTestApiServer({ nodeName: NODE });
     // Status updates far apart: Ready must follow systemd's availability at once, not at the next check.
-    serveProcess = spawnServeBinary({ cluster, nodeName: NODE, stateDir, statusUpdateSeconds: 30, onOutput: (text) => void (serveLog += text) });
+    serveProcess = spawnServeBinary({ cluster, nodeName: NODE, stateDir, statusUpdateSeconds: 30, onOutput: (text) => void (serveLog += stamped(text)) });
     await cluster.admin.waitFor("nodes", NODE, "", (n) => readyCondition(n)?.["status"] === "True");
   });
 
@@ -86,6 +90,7 @@ describe.skipIf(!haveSystemd || !canRestartBus || !existsSync(VKS_BINARY))("vks 
     const logBefore = serveLog.length;
 
     const stopped = performance.now();
+    serveLog += stamped("(test) stopping the bus\n");
     stopBus();
     let started = performance.now();
     try {

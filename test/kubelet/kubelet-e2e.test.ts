@@ -220,6 +220,15 @@ describe.skipIf(!runnable)("kubectl through the API server to vks' kubelet API",
       const name = `web-${transport.toLowerCase()}`;
       await cluster.admin.create("pods", pod(name, ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", String(podPort)]));
       await running(name);
+      // Running is not listening: kubectl port-forward ends at the first connection the pod refuses (as
+      // it does with the kubelet), so the forward starts once the server answers (host network: directly).
+      await eventually("the pod's server to listen", async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${podPort}/`)).status === 200;
+        } catch {
+          return undefined;
+        }
+      });
       const localPort = await freePort();
       const env = transport === "SPDY" ? { KUBECTL_PORT_FORWARD_WEBSOCKETS: "false" } : {};
       const forward = Bun.spawn([KUBECTL, "--kubeconfig", cluster.adminKubeconfigPath, "port-forward", `pod/${name}`, `${localPort}:${podPort}`], {
@@ -235,6 +244,9 @@ describe.skipIf(!runnable)("kubectl through the API server to vks' kubelet API",
           } catch {
             return undefined;
           }
+        }).catch(async (err: unknown) => {
+          forward.kill();
+          throw new Error(`${String(err)}; kubectl port-forward said: ${await new Response(forward.stderr).text()}`);
         });
         expect(body).toContain("Directory listing");
       } finally {
