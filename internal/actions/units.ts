@@ -99,6 +99,8 @@ export async function collectGarbageUnits(options: {
     }
     for (const unit of units) consola[options.dryRun ? "info" : "success"](`${verb} ${unit}`);
     if (units.length === 0) consola.info("no orphaned vks units");
+    const leftovers = await engine.removeOrphanState(options.dryRun);
+    for (const path of leftovers) consola[options.dryRun ? "info" : "success"](`${verb} ${path} (state of a pod vks has no record of)`);
     return units;
   } finally {
     await engine.close();

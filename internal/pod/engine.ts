@@ -37,6 +37,7 @@ import { ProbeManager, type ContainerRun } from "./probes/manager.ts";
 import type { ExecRunner } from "./probes/handlers.ts";
 import { hookHandler, runHook } from "./probes/hooks.ts";
 import { probeResultsFile, readProbeResults, writeProbeResults } from "./probes/results-file.ts";
+import { findOrphanState, removeOrphanState } from "./orphan-state.ts";
 import type { ProbeHost, ProbeStatus } from "./probes/manager.ts";
 import type { ProbeKind } from "./probes/spec.ts";
 import { forgetBackOff, installRestartBackOffScript, podBackOffDirectory, readBackOffEntry, readRecordedExit, removePodBackOff, restartBackOffScript, type RestartBackOffPaths } from "./restart-backoff.ts";
@@ -1059,6 +1060,22 @@ export class PodEngine implements PodProvider {
     const sliceOrphans = (await this.retrying(() => this.systemd.listSliceNames([VKS_SLICE_GLOB]))).filter((name) => name.includes("_") && !slices.has(name) && !qos.has(name));
     if (!dryRun) await Promise.all(sliceOrphans.map((name) => this.retrying(() => this.systemd.stopUnit(name))));
     return [...orphans, ...sliceOrphans];
+  }
+
+  /**
+   * Per-pod state (secret env files, volumes, back-off entries, probe results, log files) of pods vks
+   * has no record of: left by a vks killed mid-way, collected by `units gc`. Returns the paths.
+   */
+  async removeOrphanState(dryRun: boolean): Promise<string[]> {
+    // Records read afresh: a pod another vks process created since this one opened them is no orphan.
+    const records = [...(await this.records.list()), ...[...this.tracked.values()].map((tracked) => tracked.record)];
+    const known = {
+      uids: new Set(records.map((record) => record.uid)),
+      logDirectories: new Set(records.flatMap((record) => (record.logs.mode === "file" ? [record.logs.directory] : []))),
+    };
+    const orphans = await findOrphanState(this.stateDir, known);
+    if (!dryRun) await removeOrphanState(orphans);
+    return orphans.map((orphan) => orphan.path);
   }
 
   /**
