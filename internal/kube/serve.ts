@@ -235,8 +235,12 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
       },
     });
     service.watch({ name: "node lease", intervalMs: lease.renewIntervalMs });
+    // The node's status follows systemd from registration on, as the lease does: adopting the pods below
+    // may take a while (package installs, or systemd away: a bus lost in that moment left the node Ready
+    // for as long as systemd was gone, since the status loop had not started).
+    service.watch({ name: "node status", intervalMs: options.statusUpdateSeconds * 1000 });
     service.startWatchdog();
-    const running: Promise<void>[] = [lease.run(signal)];
+    const running: Promise<void>[] = [lease.run(signal), node.run(signal)];
 
     // Assigned below; the cache's handlers only fire once the controller exists.
     let controller: PodController | undefined;
@@ -349,9 +353,7 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
     service.status(`serving node ${nodeName}: ${assigned.length} pod(s) assigned at start`);
     signal.addEventListener("abort", () => service.stopping("stopping; pods keep running"), { once: true });
 
-    // Watched from its first iteration: adopting pods above may take a while (package installs).
-    service.watch({ name: "node status", intervalMs: options.statusUpdateSeconds * 1000 });
-    running.push(cache.run(signal), node.run(signal));
+    running.push(cache.run(signal));
     await Promise.all(running);
 
     controller.stop();
