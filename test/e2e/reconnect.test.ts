@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PodEngine } from "../../internal/pod/engine.ts";
-import { canRestartBus, elapsedMs, showUnit, startBus, stopBus, systemctl } from "../systemd/bus-outage.ts";
+import { canRestartBus, elapsedMs, showUnit, startBus, stopBus, systemctl, waitFor } from "../systemd/bus-outage.ts";
 import { noSystemd, testScope } from "../systemd/harness.ts";
 import { VKS_BINARY, managerFlag, newStateDir, vks, writePod } from "./helpers.ts";
 
@@ -28,15 +28,6 @@ function pod(name: string, restartPolicy: "Never" | "Always", image: string, arg
     metadata: { name, namespace: "default" },
     spec: { restartPolicy, terminationGracePeriodSeconds: 1, containers: [{ name: "main", image, args }] },
   };
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | false): Promise<T> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function mainStatus(pod: V1Pod | undefined): V1ContainerStatus | undefined {

@@ -84,3 +84,16 @@ export function showUnit(unitName: string, properties: string[]): Record<string,
 export function elapsedMs(start: number): number {
   return Math.round(performance.now() - start);
 }
+
+/**
+ * Polls a synchronous check (a systemctl reading, a list of reports) every 50 ms for up to 30 s: while the
+ * bus is down, the manager's private socket still answers systemctl.
+ */
+export async function waitFor<T>(what: string, check: () => T | undefined | false): Promise<T> {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

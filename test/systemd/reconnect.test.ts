@@ -11,7 +11,7 @@ import { ExitCode } from "../../internal/errors.ts";
 import { SystemdDisconnectedError } from "../../internal/systemd/disconnected.ts";
 import { SystemdManager, type SystemdOutage, type SystemdReconnection } from "../../internal/systemd/manager.ts";
 import type { UnitState } from "../../internal/systemd/types.ts";
-import { canRestartBus, elapsedMs, killBus, showUnit, startBus, stopBus, systemctl } from "./bus-outage.ts";
+import { canRestartBus, elapsedMs, killBus, showUnit, startBus, stopBus, systemctl, waitFor } from "./bus-outage.ts";
 import { command, noSystemd, plan, serviceProperties, testDir, testScope, uniqueUnitName, waitForUnitState } from "./harness.ts";
 
 setDefaultTimeout(120_000);
@@ -19,15 +19,6 @@ setDefaultTimeout(120_000);
 /** A shell unit that waits for `gate` to exist, then exits with `code`. */
 function gatedExit(gate: string, code: number): string[] {
   return ["/bin/sh", "-c", `while [ ! -e '${gate}' ]; do sleep 0.05; done; exit ${code}`];
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | false): Promise<T> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe.skipIf(noSystemd || !canRestartBus)("SystemdManager across bus outages", () => {
