@@ -21,7 +21,7 @@ import { VKS_UNIT_GLOB, parseUnitName } from "../unit/name.ts";
 import { ExitKind, type ManagerScope, type UnitPlan, type UnitState } from "../systemd/types.ts";
 import { DEFAULT_GRACE_PERIOD_SECONDS, MINIMUM_GRACE_PERIOD_SECONDS, executablesNeeded, planPod } from "./plan.ts";
 import type { PodEvent, PodProvider } from "./provider.ts";
-import { nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
+import { type InitStep, nextInitStep, sidecars, sidecarsToStop } from "./init-sequence.ts";
 import { containerStateOfUnit, podStatus, terminatedFromRecordedExit, terminatedFromUnit } from "./status.ts";
 import { validatePod } from "./validate.ts";
 import { DEADLINE_EXCEEDED, admissionFailure, failedPodStatus, subtractReserved, type PodFailure } from "./admission.ts";
@@ -382,13 +382,13 @@ export class PodEngine implements PodProvider {
   private async startDue(tracked: TrackedPod): Promise<void> {
     const pod = tracked.record.manifest;
     this.armInitResync();
-    const step = nextInitStep(pod, tracked.units);
+    const step = this.initStep(tracked);
     if (step.kind === "start") {
       const plans = (await this.plansOf(tracked)).filter((plan) => step.containers.includes(plan.containerName));
       await this.startUnits(tracked, plans);
       // A container that is done the moment it started (an init container exiting at once) may have
       // reported so before its unit state was read back: look again rather than wait for another signal.
-      const next = nextInitStep(pod, tracked.units);
+      const next = this.initStep(tracked);
       if (next.kind === "start" && !next.containers.some((container) => step.containers.includes(container))) await this.startDue(tracked);
       return;
     }
@@ -442,7 +442,7 @@ export class PodEngine implements PodProvider {
       await this.withPodLock(tracked.record.namespace, tracked.record.name, async () => {
         if (this.tracked.get(keyOf(tracked.record.namespace, tracked.record.name)) !== tracked || !this.inInitSequence(tracked)) return;
         await this.refreshUnits(tracked);
-        const step = nextInitStep(pod, tracked.units);
+        const step = this.initStep(tracked);
         const stopping = sidecarsToStop(pod, tracked.units).filter((container) => !tracked.stoppedSidecars.has(container));
         if (step.kind !== "start" && stopping.length === 0) return;
         const what = step.kind === "start" ? `starting ${step.containers.join(", ")}` : `stopping sidecars ${stopping.join(", ")}`;
@@ -453,11 +453,18 @@ export class PodEngine implements PodProvider {
     }
   }
 
+  /** Where the pod's init sequence stands, with its sidecars' startup probe results from this process' prober. */
+  private initStep(tracked: TrackedPod): InitStep {
+    const results = this.probes?.statusOf(keyOf(tracked.record.namespace, tracked.record.name)) ?? {};
+    const notStarted = new Set(Object.entries(results).flatMap(([container, result]) => (result.started === false ? [container] : [])));
+    return nextInitStep(tracked.record.manifest, tracked.units, notStarted);
+  }
+
   /** A pod whose init containers or sidecars this process still has to start or stop. */
   private inInitSequence(tracked: TrackedPod): boolean {
     const pod = tracked.record.manifest;
     if (!tracked.driving || tracked.deleting === true || tracked.failure !== undefined || (pod.spec?.initContainers ?? []).length === 0) return false;
-    const step = nextInitStep(pod, tracked.units);
+    const step = this.initStep(tracked);
     if (step.kind === "start" || step.kind === "wait") return true;
     if (step.kind === "failed") return false;
     // Initialized: left to do is stopping the sidecars once the app containers finish for good.
@@ -1172,7 +1179,10 @@ export class PodEngine implements PodProvider {
       exec: (pod: V1Pod, container: string): ExecRunner => (command, timeoutMs) => this.execForProbe(pod, container, command, timeoutMs),
       changed: (pod: V1Pod) => {
         const tracked = this.tracked.get(keyOf(podKey(pod).namespace, podKey(pod).name));
-        if (tracked !== undefined) this.emitPod(tracked);
+        if (tracked === undefined) return;
+        this.emitPod(tracked);
+        // A sidecar's startup probe that passed lets the next init container start.
+        this.advance(tracked);
       },
       event: (pod: V1Pod, event: PodEvent) => this.emitEvent(pod, event),
       persist: (pod: V1Pod, status: Record<string, ProbeStatus> | undefined) => {

@@ -21,7 +21,12 @@ export type InitStep =
 
 type Units = Readonly<Record<string, UnitState | undefined>>;
 
-export function nextInitStep(pod: V1Pod, units: Units): InitStep {
+/**
+ * `notStarted`: sidecars whose startup probe has not passed yet for their current run (the prober's
+ * results); the kubelet starts the next init container only once a sidecar has started. Without a
+ * prober for the pod (pod up -d) a running sidecar counts as started, as its status shows.
+ */
+export function nextInitStep(pod: V1Pod, units: Units, notStarted: ReadonlySet<string> = new Set()): InitStep {
   const apps = pod.spec?.containers ?? [];
   if (apps.some((container) => units[container.name] !== undefined)) return { kind: "initialized" };
   for (const container of pod.spec?.initContainers ?? []) {
@@ -29,8 +34,8 @@ export function nextInitStep(pod: V1Pod, units: Units): InitStep {
     if (unit === undefined) return { kind: "start", containers: [container.name] };
     const state = containerStateOfUnit(unit, pod, container.name);
     if (isRestartableInitContainer(container)) {
-      // The next one starts once the sidecar runs (a sidecar's startup probe does not gate it).
-      if (state.running !== undefined) continue;
+      // The next one starts once the sidecar runs and, with a startup probe, has started.
+      if (state.running !== undefined && !notStarted.has(container.name)) continue;
       return { kind: "wait" };
     }
     const terminated = state.terminated;

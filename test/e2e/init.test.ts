@@ -127,6 +127,47 @@ describe.skipIf(!haveSystemd)("init containers (end to end, real systemd)", () =
     expect((await vks(stateDir, ["pod", "down", "sidecarjob", ...user])).exitCode).toBe(0);
   });
 
+  test("a sidecar's startup probe holds the next init container back until it passes", async () => {
+    const gate = join(stateDir, "proxy-ready");
+    const stamp = join(stateDir, "after-ran");
+    const file = pod(
+      "sidecarprobe",
+      `  initContainers:\n` +
+        shell(
+          "proxy",
+          "while true; do sleep 0.1; done",
+          `      restartPolicy: Always\n      startupProbe:\n        exec:\n          command: ["/bin/sh", "-c", "test -e ${gate}"]\n        periodSeconds: 1\n        timeoutSeconds: 10\n        failureThreshold: 600\n`,
+        ) +
+        shell("after", `touch ${stamp}`) +
+        `  containers:\n` +
+        shell("app", "exec sleep infinity"),
+    );
+    // Foreground: this process runs the probes (pod up -d has no prober, and a running sidecar counts as started).
+    const up = Bun.spawn([VKS_BINARY, "pod", "up", file, ...user], { stdout: "ignore", stderr: "ignore", env: { ...process.env, VKS_STATE_DIR: stateDir } });
+    try {
+      // kubectl's display: a sidecar that runs but has not started is not done (Init:0/2, not 1/2).
+      await eventually("the sidecar running, not started", async () => {
+        const listed = (await vks(stateDir, ["pod", "ls", "-o", "json", ...user])).stdout;
+        const item = (JSON.parse(listed) as { items: { metadata: { name: string }; status: { initContainerStatuses?: { name: string; started?: boolean; state: { running?: object } }[] } }[] }).items.find(
+          (candidate) => candidate.metadata.name === "sidecarprobe",
+        );
+        const proxy = item?.status.initContainerStatuses?.find((status) => status.name === "proxy");
+        return proxy?.state.running !== undefined && proxy.started === false;
+      });
+      expect(await statusColumn("sidecarprobe")).toBe("Init:0/2");
+      // Three probe periods with the sidecar running and not started: the next init container waits.
+      await Bun.sleep(3000);
+      expect(existsSync(stamp)).toBe(false);
+      expect(await statusColumn("sidecarprobe")).toBe("Init:0/2");
+      writeFileSync(gate, "");
+      await eventually("Running", async () => (await statusColumn("sidecarprobe")) === "Running");
+      expect(existsSync(stamp)).toBe(true);
+    } finally {
+      up.kill("SIGINT");
+      await up.exited;
+    }
+  });
+
   test("pod up -d waits for initialization; a sidecar runs alongside and stops after the app on pod down", async () => {
     const events = join(stateDir, "sidecar-events");
     const record = (what: string) => `echo "$(date +%s%N) ${what}" >> ${events}`;

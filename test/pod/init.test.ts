@@ -207,6 +207,12 @@ describe("init sequence", () => {
     expect(nextInitStep(target, { proxy: running("proxy") })).toEqual({ kind: "start", containers: ["b"] });
   });
 
+  test("a sidecar with a startup probe gates the next one until the probe passes", () => {
+    const target = pod([sidecar("proxy"), initC("b")]);
+    expect(nextInitStep(target, { proxy: running("proxy") }, new Set(["proxy"]))).toEqual({ kind: "wait" });
+    expect(nextInitStep(target, { proxy: running("proxy") }, new Set())).toEqual({ kind: "start", containers: ["b"] });
+  });
+
   test("adoption: app units mean initialized, even when the init units are gone", () => {
     expect(nextInitStep(pod([initC("a")]), { app: running("app") })).toEqual({ kind: "initialized" });
   });

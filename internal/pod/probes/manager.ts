@@ -193,10 +193,8 @@ export class ProbeManager {
   }
 
   private startWorkers(podKey: string, container: ContainerProbes, run: ContainerRun): void {
-    let changed = false;
     for (const worker of Object.values(container.workers)) {
       if (worker === undefined) continue;
-      changed ||= worker.result !== undefined;
       worker.result = undefined;
       worker.lastOutcome = undefined;
       worker.run = 0;
@@ -211,7 +209,9 @@ export class ProbeManager {
       if (performance.now() - this.startedAt < periodMs && sinceStart > periodMs) delay += Math.random() * periodMs;
       this.scheduler.add(worker.key, { periodMs, run: () => this.probe(podKey, container, worker, run.instance) }, delay);
     }
-    if (changed) this.notify(podKey);
+    // Always: the results file must name the new run at once, or other processes (pod ls) would count
+    // it started and ready until its first result, which for a startup probe may take many periods.
+    this.notify(podKey);
   }
 
   private stopInstance(container: ContainerProbes): void {
