@@ -58,6 +58,8 @@ describe.skipIf(!haveSystemd)("init containers (end to end, real systemd)", () =
       expect(pending?.status.containerStatuses?.[0]?.state.waiting?.reason).toBe("PodInitializing");
       writeFileSync(gate1, "");
       await eventually("Init:1/2", async () => (await statusColumn("initorder")) === "Init:1/2");
+      // Its unit started is not its shell having run its first line (seen under load).
+      await eventually("second wrote", async () => lines(order).length === 2);
       expect(lines(order).map((line) => line.split(" ")[1])).toEqual(["first", "second"]);
       writeFileSync(gate2, "");
       await eventually("Running", async () => (await statusColumn("initorder")) === "Running");
