@@ -4,6 +4,7 @@ import type { ManagerScope } from "../systemd/types.ts";
 import { ValidationError, errorMessage } from "../errors.ts";
 import { streamContainerLog, syncJournal, type LogModeSetting } from "../logs/logs.ts";
 import { PodEngine } from "../pod/engine.ts";
+import type { PodEvent } from "../pod/provider.ts";
 import { podWarnings } from "../pod/validate.ts";
 import { initialPods, jobStep, podWorkload, templateProblemPath, workloadKey, workloadPod, type Workload } from "../pod/workloads.ts";
 import { checkEnvReferences, fetchEnvObjects } from "../pod/env-sources.ts";
@@ -47,6 +48,9 @@ export async function podUp(options: PodUpOptions): Promise<number> {
     // Probes run in the process that stays with the pods; pod up -d leaves none behind.
     ...(options.detach ? {} : { runProbes: "driving" as const }),
   });
+  // From before the first create: a postStart hook can fail (and the container be killed) before the
+  // foreground view exists, and its events would be lost (seen under load).
+  const events = options.detach ? undefined : new HeldEvents(engine);
   try {
     const normalized = pods.map((pod, index) => engine.normalize(pod, pods.length > 1 ? `${source} (document ${index + 1})` : source));
     for (const pod of normalized) {
@@ -103,7 +107,7 @@ export async function podUp(options: PodUpOptions): Promise<number> {
       return rejected ? 1 : code;
     }
     if (started.length === 0) return 0;
-    return await runInForeground(engine, started, jobs);
+    return await runInForeground(engine, started, jobs, events ?? new HeldEvents(engine));
   } finally {
     await engine.close();
   }
@@ -235,7 +239,26 @@ interface JobRun {
   queue: Promise<void>;
 }
 
-async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads: Workload[]): Promise<number> {
+/** The engine's events, held until a listener takes them (then replayed in order, and passed on live). */
+class HeldEvents {
+  private static readonly LIMIT = 1000;
+  private readonly held: [V1Pod, PodEvent][] = [];
+  private listener: ((pod: V1Pod, event: PodEvent) => void) | undefined;
+
+  constructor(engine: PodEngine) {
+    engine.notifyEvents((pod, event) => {
+      if (this.listener !== undefined) this.listener(pod, event);
+      else if (this.held.length < HeldEvents.LIMIT) this.held.push([pod, event]);
+    });
+  }
+
+  deliverTo(listener: (pod: V1Pod, event: PodEvent) => void): void {
+    this.listener = listener;
+    for (const [pod, event] of this.held.splice(0)) listener(pod, event);
+  }
+}
+
+async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads: Workload[], events: HeldEvents): Promise<number> {
   const logsAbort = new AbortController();
   const lastShown = new Map<string, string>();
   const pods = [...initial];
@@ -366,7 +389,7 @@ async function runInForeground(engine: PodEngine, initial: V1Pod[], jobWorkloads
 
   engine.notifyPods(onChange);
   // What probes and hooks do is only visible through these events: show them as the kubelet records them.
-  engine.notifyEvents((pod, event) => {
+  events.deliverTo((pod, event) => {
     if (!pods.some((p) => describe(p) === describe(pod)) || !SHOWN_EVENTS.has(event.reason)) return;
     const line = `${describe(pod)}${event.container === undefined ? "" : ` ${event.container}`}: ${event.reason}: ${event.message}`;
     if (event.type === "Warning") consola.warn(line);
