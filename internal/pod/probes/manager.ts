@@ -82,6 +82,9 @@ export interface ProbeManagerOptions {
   concurrency?: number;
 }
 
+/** Probes due within this many milliseconds start together (see ProbeScheduler): at most this early, never late. */
+const PROBE_BATCH_MS = 50;
+
 export class ProbeManager {
   readonly scheduler: ProbeScheduler;
   private readonly pods = new Map<string, PodProbes>();
@@ -91,7 +94,7 @@ export class ProbeManager {
     private readonly host: ProbeHost,
     options: ProbeManagerOptions = {},
   ) {
-    this.scheduler = new ProbeScheduler({ concurrency: options.concurrency ?? 16 });
+    this.scheduler = new ProbeScheduler({ concurrency: options.concurrency ?? 16, batchMs: PROBE_BATCH_MS });
   }
 
   close(): void {

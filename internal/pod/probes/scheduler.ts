@@ -4,6 +4,12 @@
  * runs at a fixed rate, like the kubelet's ticker: the next run is due one period after the previous one
  * was due; a run that overruns its period delays the next (it never runs twice at once), and missed
  * ticks are dropped, not caught up.
+ *
+ * A tick also starts the jobs due within the next `batchMs`: probes spread evenly over a period each woke
+ * the event loop several times (timer, connect, data, close), and with 100 httpGet probes a second those
+ * wake-ups, not the probes, were most of vks' CPU (measured: 100 loopback connects a second cost 4.3 % of a
+ * core spread evenly, 1.9 % started 5 at a time every 50 ms). A job started early keeps its fixed rate: the
+ * next run is due one period after the one it was due for.
  */
 
 export interface ScheduledJob {
@@ -22,6 +28,8 @@ interface Entry {
 
 export interface SchedulerOptions {
   concurrency?: number;
+  /** A tick starts jobs due up to this many milliseconds later too (0: only those already due). */
+  batchMs?: number;
   /** Monotonic milliseconds; performance.now() unless a test supplies its clock. */
   now?: () => number;
 }
@@ -34,11 +42,13 @@ export class ProbeScheduler {
   private timerDue = Number.POSITIVE_INFINITY;
   private active = 0;
   private readonly concurrency: number;
+  private readonly batchMs: number;
   private readonly now: () => number;
   private closed = false;
 
   constructor(options: SchedulerOptions = {}) {
     this.concurrency = options.concurrency ?? 16;
+    this.batchMs = Math.max(0, options.batchMs ?? 0);
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -99,8 +109,8 @@ export class ProbeScheduler {
   private tick(): void {
     this.timer = undefined;
     this.timerDue = Number.POSITIVE_INFINITY;
-    const now = this.now();
-    for (let next = this.peekLive(); next !== undefined && next.due <= now; next = this.peekLive()) {
+    const horizon = this.now() + this.batchMs;
+    for (let next = this.peekLive(); next !== undefined && next.due <= horizon; next = this.peekLive()) {
       this.pop();
       this.ready.push(next);
     }

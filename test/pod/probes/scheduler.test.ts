@@ -80,4 +80,26 @@ describe("ProbeScheduler", () => {
     expect(dues).toEqual([0, 300]);
     scheduler.close();
   });
+  test("with batchMs, one tick starts the jobs due within the window, and each keeps its own rate", async () => {
+    let now = 0;
+    const scheduler = new ProbeScheduler({ now: () => now, batchMs: 50 });
+    const runs: string[] = [];
+    scheduler.add("a", { periodMs: 1000, run: async () => void runs.push(`a@${now}`) }, 0);
+    scheduler.add("b", { periodMs: 1000, run: async () => void runs.push(`b@${now}`) }, 40);
+    scheduler.add("c", { periodMs: 1000, run: async () => void runs.push(`c@${now}`) }, 60);
+    await Bun.sleep(5);
+    // a was due, b is within 50 ms of it: both run in the first tick; c waits for its own.
+    expect(runs).toEqual(["a@0", "b@0"]);
+    now = 60;
+    await Bun.sleep(80);
+    expect(runs).toEqual(["a@0", "b@0", "c@60"]);
+    // b ran 40 ms early, yet its next run is due at 1040 (its own rate): at 960 only a's (due 1000) is in the window.
+    now = 960;
+    await Bun.sleep(1000);
+    expect(runs.slice(3)).toEqual(["a@960"]);
+    now = 1040;
+    await Bun.sleep(100);
+    expect(runs.slice(4).sort()).toEqual(["b@1040", "c@1040"]);
+    scheduler.close();
+  });
 });
