@@ -560,7 +560,8 @@ export class PodEngine implements PodProvider {
     if (plans.length > 0 && tracked.sliceStarted !== true) {
       await this.retrying(() => this.systemd.startSlice(planPodSlice(pod, this.sliceOptions())));
       tracked.sliceStarted = true;
-      await this.updateSharedSlices();
+      // Retried through a daemon-reexec like the slice itself (chaos: a pod up -d failed with 69 here).
+      await this.retrying(() => this.updateSharedSlices());
     }
     this.armDeadline(tracked);
     await Promise.all(
