@@ -32,6 +32,7 @@ const MANAGER_INTERFACE = "org.freedesktop.systemd1.Manager";
 const PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties";
 const BUS_DAEMON_NAME = "org.freedesktop.DBus";
 const MANAGER = { destination: SYSTEMD_BUS_NAME, path: MANAGER_PATH, interface: MANAGER_INTERFACE };
+const SUBSCRIBE: MethodCall = { ...MANAGER, member: "Subscribe" };
 const BUS_DAEMON = { destination: BUS_DAEMON_NAME, path: "/org/freedesktop/DBus", interface: BUS_DAEMON_NAME };
 
 /** Only units vks creates are followed, which spares a state cache entry for every unit on the host. */
@@ -695,9 +696,10 @@ export class SystemdManager {
     await Promise.all([
       this.addMatchOnce(bus, MATCH_MANAGER_SIGNALS),
       this.addMatchOnce(bus, MATCH_SYSTEMD_OWNER),
-      // A re-executed systemd restores its subscribers itself, and then says so.
-      bus.call({ ...MANAGER, member: "Subscribe" }).catch((err: unknown) => {
-        if (!isDbusError(err, DBUS_ERROR.alreadySubscribed)) throw err;
+      // A re-executed systemd restores its subscribers itself, and then says so. One that re-executes
+      // while the call is out leaves it unanswered: retriable, as any call (chaos: pod up -d exited 69 here).
+      bus.call(SUBSCRIBE).catch((err: unknown) => {
+        if (!isDbusError(err, DBUS_ERROR.alreadySubscribed)) throw this.unanswered(bus, SUBSCRIBE, err);
       }),
     ]);
   }
@@ -717,13 +719,16 @@ export class SystemdManager {
     try {
       return await this.bus.call(call, timeoutMs);
     } catch (err) {
-      if (call.destination === SYSTEMD_BUS_NAME && isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner, DBUS_ERROR.noReply)) {
-        // NoReply: systemd left the bus with the call unanswered; the owner change follows on its own.
-        if (!isDbusError(err, DBUS_ERROR.noReply)) this.beginOutage(`systemd is not on the ${this.scope} bus`);
-        throw new SystemdDisconnectedError(`${call.member}: systemd did not answer (${err.text || err.errorName})`, this.reconnectHint(), err);
-      }
-      throw err;
+      throw this.unanswered(this.bus, call, err);
     }
+  }
+
+  /** A reply saying systemd is not on `bus` (or left it without answering) as the retriable failure; other errors as they are. */
+  private unanswered(bus: BusConnection, call: MethodCall, err: unknown): unknown {
+    if (call.destination !== SYSTEMD_BUS_NAME || !isDbusError(err, DBUS_ERROR.serviceUnknown, DBUS_ERROR.nameHasNoOwner, DBUS_ERROR.noReply)) return err;
+    // NoReply: systemd left the bus with the call unanswered; the owner change follows on its own.
+    if (bus === this.bus && !isDbusError(err, DBUS_ERROR.noReply)) this.beginOutage(`systemd is not on the ${this.scope} bus`);
+    return new SystemdDisconnectedError(`${call.member}: systemd did not answer (${err.text || err.errorName})`, this.reconnectHint(), err);
   }
 
   private async call(call: MethodCall, doing: string): Promise<{ body: unknown[] }> {
