@@ -80,6 +80,7 @@ describe("ProbeScheduler", () => {
     expect(dues).toEqual([0, 300]);
     scheduler.close();
   });
+
   test("with batchMs, one tick starts the jobs due within the window, and each keeps its own rate", async () => {
     let now = 0;
     const scheduler = new ProbeScheduler({ now: () => now, batchMs: 50 });
