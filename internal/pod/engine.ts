@@ -350,7 +350,6 @@ export class PodEngine implements PodProvider {
     // The record is written before any unit starts so that a crash in between leaves something gc and
     // reconcile can find, never an anonymous unit.
     await this.records.put(record);
-    if (logs.mode === "file") await mkdir(logs.directory, { recursive: true });
     try {
       await this.prepareVolumes(tracked);
       // Without init containers that is every unit; with them, the first init container only: the rest
@@ -556,6 +555,11 @@ export class PodEngine implements PodProvider {
 
   private async startUnits(tracked: TrackedPod, plans: UnitPlan[]): Promise<void> {
     const pod = tracked.record.manifest;
+    const { logs } = tracked.record;
+    // Made at every start, not only at the pod's creation: a vks killed between writing the record and
+    // making the directory leaves a record whose units a later vks makes (pod restore, serve adopting),
+    // and every start of those would fail 209/STDOUT, the log file not openable (bench/chaos.ts, serve).
+    if (logs.mode === "file") await mkdir(logs.directory, { recursive: true });
     // The pod's slice first: a unit naming a slice that does not exist would get an empty one from systemd.
     if (plans.length > 0 && tracked.sliceStarted !== true) {
       await this.retrying(() => this.systemd.startSlice(planPodSlice(pod, this.sliceOptions())));

@@ -193,6 +193,22 @@ describe.skipIf(!haveSystemd)("vks pod (end to end, real systemd)", () => {
     expect(foreignState.stdout.toString().trim()).toBe("active");
     Bun.spawnSync(["systemctl", ...user, "stop", "not-vks-sleeper.service"]);
   });
+
+  test("a pod whose units and log directory are gone (vks killed before it made them) starts again with both", async () => {
+    const file = pod("lostlogs", `  containers:\n    - name: main\n      image: /bin/sh\n      args: ["-c", "echo started; exec sleep infinity"]\n`);
+    expect((await vks(stateDir, ["pod", "up", "-d", "--log-mode", "file", file, ...user])).exitCode).toBe(0);
+    const record = JSON.parse(await Bun.file(join(stateDir, "pods", "default", "lostlogs.json")).text()) as { logs: { directory: string }; units: { unitName: string }[] };
+    const unit = record.units[0]?.unitName ?? "";
+    // What a vks killed between writing the record and making the directory leaves: a record, nothing else.
+    expect(Bun.spawnSync(["systemctl", ...user, "stop", unit]).exitCode).toBe(0);
+    rmSync(record.logs.directory, { recursive: true, force: true });
+
+    const restore = await vks(stateDir, ["pod", "restore", ...user]);
+    expect(restore.exitCode, restore.stderr).toBe(0);
+    await eventually("lostlogs' output in its log file", async () => (await vks(stateDir, ["pod", "logs", "lostlogs", ...user])).stdout === "started\n");
+    const property = (name: string) => Bun.spawnSync(["systemctl", ...user, "show", "-p", name, "--value", unit]).stdout.toString().trim();
+    expect([property("ActiveState"), property("NRestarts")]).toEqual(["active", "0"]);
+  });
 });
 
 describe("vks binary", () => {
