@@ -11,6 +11,8 @@ import type { KubeClient } from "./client.ts";
 
 const MAX_IN_FLIGHT = 4;
 const MAX_QUEUED = 1000;
+/** The longest an event waits for status writes to finish; beyond it, events go anyway. */
+export const EVENT_MAX_HOLD_MS = 2_000;
 
 export const EVENT_SOURCE_COMPONENT = "vks";
 
@@ -50,17 +52,34 @@ export function podEventObject(pod: V1Pod, event: PodEvent, nodeName: string, no
   };
 }
 
+export interface EventRecorderOptions {
+  onError?(err: KubeApiError): void;
+  onDropped?(count: number): void;
+  /**
+   * Status writes under way: events wait for them (at most EVENT_MAX_HOLD_MS; call resume() when they
+   * end). Both go to the same API server, and in a burst of pod starts its answers to status writes are
+   * what `kubectl get pods` waits for; an event a moment late changes nothing.
+   */
+  statusWritesBusy?(): boolean;
+}
+
+interface QueuedEvent {
+  event: CoreV1Event;
+  queuedAt: number;
+}
+
 export class EventRecorder {
-  private readonly queue: CoreV1Event[] = [];
+  private readonly queue: QueuedEvent[] = [];
   private inFlight = 0;
   private sequence = 0;
   private dropped = 0;
   private stopped = false;
+  private holdTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: Pick<KubeClient, "createEvent">,
     private readonly nodeName: string,
-    private readonly hooks: { onError?(err: KubeApiError): void; onDropped?(count: number): void } = {},
+    private readonly hooks: EventRecorderOptions = {},
   ) {}
 
   record(pod: V1Pod, event: PodEvent): void {
@@ -69,18 +88,40 @@ export class EventRecorder {
       this.queue.shift();
       if (++this.dropped % 100 === 1) this.hooks.onDropped?.(this.dropped);
     }
-    this.queue.push(podEventObject(pod, event, this.nodeName, new Date(), this.sequence++));
+    this.queue.push({ event: podEventObject(pod, event, this.nodeName, new Date(), this.sequence++), queuedAt: performance.now() });
+    this.pump();
+  }
+
+  /** Status writes ended: send what waited for them. */
+  resume(): void {
     this.pump();
   }
 
   stop(): void {
     this.stopped = true;
     this.queue.length = 0;
+    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer);
+  }
+
+  /** How long the oldest event may still wait for status writes; 0 when it may go now. */
+  private holdLeftMs(): number {
+    const oldest = this.queue[0];
+    if (oldest === undefined || this.hooks.statusWritesBusy?.() !== true) return 0;
+    return Math.max(0, oldest.queuedAt + EVENT_MAX_HOLD_MS - performance.now());
   }
 
   private pump(): void {
+    if (this.holdTimer !== undefined) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = undefined;
+    }
     while (!this.stopped && this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
-      const event = this.queue.shift() as CoreV1Event;
+      const holdMs = this.holdLeftMs();
+      if (holdMs > 0) {
+        this.holdTimer = setTimeout(() => this.pump(), holdMs);
+        return;
+      }
+      const { event } = this.queue.shift() as QueuedEvent;
       this.inFlight++;
       this.client
         .createEvent(event)

@@ -42,6 +42,8 @@ export interface StatusWriterHooks {
   /** After every successful write, with the time the status was handed over; for the benchmark and logs. */
   onWritten?(pod: V1Pod, queuedAt: number): void;
   onError?(pod: V1Pod, err: KubeApiError): void;
+  /** No write is in flight any more (what waited for status writes may go: events.ts). */
+  onIdle?(): void;
 }
 
 /** JSON with sorted keys: the server does not keep the key order vks sent. */
@@ -133,6 +135,11 @@ export class PodStatusWriter {
     return this.pending.size;
   }
 
+  /** A write is in flight: the API server is answering status now. */
+  get busy(): boolean {
+    return this.writing.size > 0;
+  }
+
   private async drain(key: string): Promise<void> {
     this.writing.add(key);
     try {
@@ -159,6 +166,7 @@ export class PodStatusWriter {
       }
     } finally {
       this.writing.delete(key);
+      if (this.writing.size === 0) this.hooks.onIdle?.();
     }
   }
 

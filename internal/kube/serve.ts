@@ -288,10 +288,13 @@ export async function serve(options: ServeOptions, signal: AbortSignal): Promise
         );
       },
       onError: (pod, err) => trouble.failed("pod status", err, `will retry writing ${podKeyOf(pod)}`),
+      onIdle: () => events.resume(),
     });
+    const writesStatus = statusWriter;
     const events = new EventRecorder(client, nodeName, {
       onError: (err) => trouble.failed("events", err, "events are best effort"),
       onDropped: (count) => consola.warn(`events: ${count} dropped while the API server was unreachable`),
+      statusWritesBusy: () => writesStatus.busy,
     });
     controller = new PodController(
       client,

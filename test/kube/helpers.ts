@@ -66,6 +66,17 @@ export async function eventually<T>(what: string, check: () => T | undefined | f
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * The pod's events once one has `reason`. Events go after the status writes under way (events.ts), so a
+ * status seen in the API server does not mean the events that came with it are there yet.
+ */
+export function podEventsOnce(cluster: RunningTestApiServer, pod: string, reason: string, namespace = "default"): Promise<JsonObject[]> {
+  return eventually(`a ${reason} event for ${namespace}/${pod}`, async () => {
+    const events = (await cluster.admin.list("events", { namespace })).filter((event) => at(event, "involvedObject", "name") === pod);
+    return events.some((event) => event["reason"] === reason) ? events : undefined;
+  });
+}
+
 export function at(value: JsonValue | undefined, ...path: (string | number)[]): JsonValue | undefined {
   let current: JsonValue | undefined = value;
   for (const step of path) {

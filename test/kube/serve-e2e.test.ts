@@ -5,7 +5,7 @@ import { chmodSync, existsSync, rmSync } from "node:fs";
 import { startTestApiServer, type RunningTestApiServer } from "../apiserver/client.ts";
 import type { JsonObject } from "../apiserver/json.ts";
 import { VKS_BINARY, haveSystemd, managerFlag, newStateDir, vks } from "../e2e/helpers.ts";
-import { at, eventually, phaseOf, spawnServeBinary } from "./helpers.ts";
+import { at, eventually, phaseOf, podEventsOnce, spawnServeBinary } from "./helpers.ts";
 
 const NODE = "e2e-node";
 const stateDir = newStateDir();
@@ -135,8 +135,7 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     const failed = await cluster.admin.waitFor("pods", "unrunnable", "default", (p) => phaseOf(p) === "Failed");
     expect(at(failed, "status", "reason")).toBe("ProviderFailed");
     expect(at(failed, "status", "message")).toContain("volumeDevices");
-    const events = await cluster.admin.list("events", { namespace: "default" });
-    expect(events.some((e) => at(e, "involvedObject", "name") === "unrunnable" && e["reason"] === "ProviderCreateFailed")).toBe(true);
+    await podEventsOnce(cluster, "unrunnable", "ProviderCreateFailed");
   }, 30_000);
 
   test("an image that cannot be pulled: ErrImagePull, then ImagePullBackOff, then Running once it can", async () => {
@@ -150,11 +149,9 @@ describe.skipIf(!haveSystemd || !existsSync(VKS_BINARY))("vks serve (compiled, r
     );
     expect(at(pulling, "status", "phase")).toBe("Pending");
     await cluster.admin.waitFor("pods", "late-image", "default", (p) => waitingReason(p) === "ImagePullBackOff");
-    const events = await cluster.admin.list("events", { namespace: "default" });
-    const reasons = events.filter((e) => at(e, "involvedObject", "name") === "late-image").map((e) => e["reason"]);
-    expect(reasons).toContain("Failed");
-    expect(reasons).toContain("BackOff");
-    const failed = events.find((e) => at(e, "involvedObject", "name") === "late-image" && e["reason"] === "Failed");
+    const events = await podEventsOnce(cluster, "late-image", "BackOff");
+    expect(events.map((e) => e["reason"])).toContain("Failed");
+    const failed = events.find((e) => e["reason"] === "Failed");
     expect(String(failed?.["message"])).toContain("no such file");
 
     await Bun.write(binary, "#!/bin/sh\nexec sleep infinity\n");
