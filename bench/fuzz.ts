@@ -364,8 +364,12 @@ interface BinaryFigures {
   leftoverUnits: number;
 }
 
+/**
+ * Units a pod has: its containers' services and its own slice (the name holds a `_`). Not the QoS slices
+ * (vks.slice, vks-burstable.slice, vks-besteffort.slice), which stay, as the kubelet's kubepods.slice does.
+ */
 async function vksUnitNames(bus: BusConnection): Promise<string[]> {
-  const reply = await bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], ["vks.*"]] }, 120_000);
+  const reply = await bus.call({ ...SYSTEMD, member: "ListUnitsByPatterns", signature: "asas", body: [[], ["vks.*.service", "vks*_*.slice"]] }, 120_000);
   return (Array.isArray(reply.body[0]) ? (reply.body[0] as unknown[][]) : []).map((row) => String(row[0]));
 }
 
@@ -454,6 +458,7 @@ async function binarySample(g: Gen, refusedTexts: string[], figures: BinaryFigur
     }
     const left = (await vksUnitNames(bus)).filter((unit) => !before.has(unit));
     figures.leftoverUnits = left.length;
+    if (left.length > 0) console.log(`fuzz dist/vks: units left: ${left.join(", ")}`);
     for (const unit of left) Bun.spawnSync(["systemctl", "--user", "stop", unit]);
   } finally {
     bus.close();
